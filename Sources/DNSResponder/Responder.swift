@@ -1,0 +1,206 @@
+import DNSWire
+import DNSZone
+
+/// How a query arrived; it decides the response size limit.
+public enum Transport: String, Sendable, CaseIterable {
+    case udp
+    case tcp
+}
+
+/// A response ready to send, with what metrics and logs want to know about it.
+public struct Response: Sendable {
+    public var bytes: [UInt8]
+    public var rcode: RCode
+    public var qtype: RRType?
+    public var truncated: Bool
+}
+
+/// Turns query bytes into response bytes using one zone snapshot. Pure: no I/O, no clock,
+/// no shared state, so it is fuzzed and tested without sockets.
+public struct Responder: Sendable {
+    /// The UDP payload size srvd advertises and never exceeds (RFC 6891 §6.2.5; 1232 is the
+    /// DNS Flag Day 2020 value NSD, Knot and BIND use).
+    public var maxUDPPayload: UInt16
+
+    /// RFC 1035 §4.2.1: the UDP limit without EDNS.
+    public static let classicUDPLimit = 512
+    /// RFC 1035 §4.2.2: TCP messages are prefixed by a 16-bit length.
+    public static let tcpLimit = 65535
+
+    public init(maxUDPPayload: UInt16 = 1232) {
+        self.maxUDPPayload = max(maxUDPPayload, 512)
+    }
+
+    /// Returns nil when the packet must not be answered: shorter than a header (nothing to
+    /// answer to) or a response itself (QR=1: answering responses lets two servers loop).
+    public func respond(to query: [UInt8], over transport: Transport, zones: ZoneSet) -> Response? {
+        guard query.count >= 12 else { return nil }
+        let flags = UInt16(query[2]) << 8 | UInt16(query[3])
+        var header = Header(id: UInt16(query[0]) << 8 | UInt16(query[1]), flags: flags)
+        guard !header.qr else { return nil }
+        let opcode = header.opcode
+
+        let message: Message
+        do {
+            message = try Message.decode(query)
+        } catch {
+            return headerOnly(header, rcode: .formErr)
+        }
+        // RFC 1035 §4.1.1 / RFC 6895 §2.2: only QUERY is implemented here.
+        guard opcode == .query else { return headerOnly(header, rcode: .notImp) }
+        // RFC 9619: QUERY carries exactly one question; and a query has no answer or authority.
+        guard message.questions.count == 1, message.answers.isEmpty, message.authorities.isEmpty else {
+            return headerOnly(header, rcode: .formErr)
+        }
+        let question = message.questions[0]
+        header.qr = true
+        header.aa = false
+        header.tc = false
+        header.ra = false
+        header.z = false
+        header.ad = false
+        header.rcodeLow = 0
+
+        var responseEDNS: EDNS? = nil
+        if let edns = message.edns {
+            responseEDNS = EDNS(udpPayloadSize: maxUDPPayload, dnssecOK: edns.dnssecOK)
+            // RFC 6891 §6.1.3: a version we do not speak gets BADVERS and our version (0).
+            if edns.version > 0 {
+                return build(header, question, rcode: .badVers, edns: responseEDNS, limit: Self.tcpLimit)
+            }
+        }
+        let limit: Int
+        switch transport {
+        case .tcp:
+            limit = Self.tcpLimit
+        case .udp:
+            if let edns = message.edns {
+                // RFC 6891 §6.2.5: values below 512 are treated as 512; never above our own.
+                limit = max(Self.classicUDPLimit, min(Int(edns.udpPayloadSize), Int(maxUDPPayload)))
+            } else {
+                limit = Self.classicUDPLimit
+            }
+        }
+
+        guard question.rrClass == .in else {
+            responseEDNS?.options = [.extendedError(21)]  // RFC 8914 §4.22 Not Supported
+            return build(header, question, rcode: .refused, edns: responseEDNS, limit: limit)
+        }
+        switch question.type {
+        case .opt:
+            // RFC 6891 §6.1.1: OPT is a pseudo-type, not something to ask for.
+            return build(header, question, rcode: .formErr, edns: responseEDNS, limit: limit)
+        case .axfr, .ixfr:
+            responseEDNS?.options = [.extendedError(21)]
+            return build(header, question, rcode: .refused, edns: responseEDNS, limit: limit)
+        default:
+            break
+        }
+
+        let result = zones.lookup(question.name, question.type)
+        let rcode: RCode
+        switch result.kind {
+        case .answer, .cname, .noData, .delegation: rcode = .noError
+        case .nxDomain: rcode = .nxDomain
+        case .refused:
+            rcode = .refused
+            responseEDNS?.options = [.extendedError(20)]  // RFC 8914 §4.21 Not Authoritative
+        }
+        header.aa = result.authoritative
+        return build(header, question, rcode: rcode, edns: responseEDNS, limit: limit, result: result)
+    }
+
+    /// A bare header echoing ID, OPCODE and RD: for queries whose question cannot be trusted.
+    private func headerOnly(_ query: Header, rcode: RCode) -> Response {
+        var h = Header(id: query.id)
+        h.qr = true
+        h.opcode = query.opcode
+        h.rd = query.rd
+        h.cd = query.cd
+        h.rcodeLow = UInt8(rcode.rawValue & 0xF)
+        var w = WireWriter(capacity: 12)
+        w.writeUInt16(h.id)
+        w.writeUInt16(h.flags)
+        for _ in 0..<4 { w.writeUInt16(0) }
+        return Response(bytes: w.bytes, rcode: rcode, qtype: nil, truncated: false)
+    }
+
+    /// Writes header, question, the result's sections as far as `limit` allows, and OPT.
+    ///
+    /// Truncation follows RFC 2181 §9 as NSD applies it: RRsets go in whole or not at all;
+    /// an answer RRset or required authority RRset that does not fit sets TC and ends the
+    /// message; optional authority and additional data are simply left out.
+    private func build(_ header: Header, _ question: Question, rcode: RCode, edns: EDNS?, limit: Int, result: LookupResult? = nil) -> Response {
+        var h = header
+        h.rcodeLow = UInt8(rcode.rawValue & 0xF)
+        var edns = edns
+        edns?.extendedRCode = UInt8(rcode.rawValue >> 4)
+        let budget = limit - (edns?.wireLength ?? 0)
+
+        var w = WireWriter(capacity: min(limit, 1024))
+        w.writeUInt16(h.id)
+        w.writeUInt16(0)  // flags, patched below
+        w.writeUInt16(1)
+        w.writeUInt32(0)  // AN, NS counts, patched below
+        w.writeUInt16(0)  // AR, patched below
+        // The question goes back as the client wrote it (RFC 1035 §4.1.1; RFC 4343 §4.1
+        // case), and later owner names compress against it.
+        w.writeName(question.name, compress: false)
+        w.writeUInt16(question.type.rawValue)
+        w.writeUInt16(question.rrClass.rawValue)
+
+        var counts = (an: 0, ns: 0, ar: 0)
+        var truncated = false
+        if let result {
+            for set in result.answer {
+                guard let n = write(set, to: &w, budget: budget) else { truncated = true; break }
+                counts.an += n
+            }
+            if !truncated {
+                for set in result.authority {
+                    guard let n = write(set, to: &w, budget: budget) else {
+                        truncated = result.authorityRequired
+                        break
+                    }
+                    counts.ns += n
+                }
+            }
+            if !truncated {
+                for set in result.additional {
+                    guard let n = write(set, to: &w, budget: budget) else { break }
+                    counts.ar += n
+                }
+            }
+        }
+        if let edns {
+            edns.encode(to: &w)
+            counts.ar += 1
+        }
+        h.tc = truncated
+        w.setUInt16(h.flags, at: 2)
+        w.setUInt16(UInt16(counts.an), at: 6)
+        w.setUInt16(UInt16(counts.ns), at: 8)
+        w.setUInt16(UInt16(counts.ar), at: 10)
+        return Response(bytes: w.bytes, rcode: rcode, qtype: question.type, truncated: truncated)
+    }
+
+    /// Appends a whole RRset, or nothing if it would pass `budget`; returns records written.
+    private func write(_ set: RRSet, to w: inout WireWriter, budget: Int) -> Int? {
+        let mark = w.mark
+        for rdata in set.rdatas {
+            w.writeName(set.name, compress: true)
+            w.writeUInt16(set.type.rawValue)
+            w.writeUInt16(RRClass.in.rawValue)
+            w.writeUInt32(set.ttl)
+            let lengthAt = w.count
+            w.writeUInt16(0)
+            rdata.encode(to: &w)
+            w.setUInt16(UInt16(w.count - lengthAt - 2), at: lengthAt)
+            if w.count > budget {
+                w.rollback(to: mark)
+                return nil
+            }
+        }
+        return set.rdatas.count
+    }
+}

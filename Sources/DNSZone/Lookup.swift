@@ -1,0 +1,208 @@
+import DNSWire
+
+/// How a question was classified. Only the responder turns this into an RCODE and flags.
+public enum LookupKind: Sendable, Equatable {
+    /// The answer section holds the requested data (possibly after CNAMEs).
+    case answer
+    /// The answer ends in a CNAME srvd cannot or must not follow further: a target outside
+    /// the zone, a loop, or a chain longer than `maxCNAMEChain`. NOERROR, authoritative.
+    case cname
+    /// A zone cut was met: a referral (RFC 1034 §4.3.2 step 3b), not authoritative.
+    case delegation
+    /// The name exists but has no data of the type asked (RFC 2308 §2.2).
+    case noData
+    /// The name does not exist (RFC 2308 §2.1; RFC 6604 §3 after CNAMEs).
+    case nxDomain
+    /// No zone here contains the name.
+    case refused
+}
+
+/// A classified result in the CoreDNS style: sections plus a kind, no flags yet.
+public struct LookupResult: Sendable {
+    public var kind: LookupKind
+    public var answer: [RRSet] = []
+    public var authority: [RRSet] = []
+    public var additional: [RRSet] = []
+    /// Whether the authority section is needed for the answer to make sense: the SOA of a
+    /// negative answer (RFC 2308 §3) or the NS of a referral. The apex NS that positive
+    /// answers carry (as NSD does) is a courtesy and is the first thing dropped when space
+    /// runs out.
+    public var authorityRequired: Bool = false
+
+    public init(kind: LookupKind) { self.kind = kind }
+
+    /// AA is set on everything but referrals and refusals (RFC 1035 §4.1.1).
+    public var authoritative: Bool { kind != .delegation && kind != .refused }
+}
+
+/// An immutable set of zones: one snapshot of everything srvd serves.
+public final class ZoneSet: Sendable {
+    public let zones: [DNSName: Zone]
+
+    /// RFC 1034 §3.6.2 has no limit on CNAME chains; answers stop after this many so a
+    /// long chain or a loop cannot blow up a response.
+    public static let maxCNAMEChain = 8
+
+    public init(_ zones: [Zone]) {
+        var map: [DNSName: Zone] = [:]
+        for z in zones { map[z.origin] = z }
+        self.zones = map
+    }
+
+    public static let empty = ZoneSet([])
+
+    /// The zone with the longest origin that contains `name` (RFC 1034 §4.3.2 step 2).
+    public func zone(containing name: DNSName) -> Zone? {
+        var n: DNSName? = name
+        while let cur = n {
+            if let z = zones[cur] { return z }
+            n = cur.parent
+        }
+        return nil
+    }
+
+    /// Answers one question from the snapshot, following RFC 1034 §4.3.2 with the
+    /// refinements of RFC 2308 (negative answers), RFC 4592 (wildcards) and RFC 6604
+    /// (RCODE after CNAMEs).
+    public func lookup(_ qname: DNSName, _ qtype: RRType) -> LookupResult {
+        guard let zone = zone(containing: qname) else { return LookupResult(kind: .refused) }
+        return zone.lookup(qname, qtype)
+    }
+}
+
+/// What one walk down the zone found for a name (the NSD idea: one walk yields the closest
+/// encloser, and every branch of RFC 1034 §4.3.2 works from it).
+enum FindResult {
+    /// The name exists (possibly as an empty non-terminal).
+    case exact(Node)
+    /// The name does not exist but `*.closestEncloser` does (RFC 4592 §3.3.1).
+    case wildcard(Node)
+    /// A zone cut at or above the name (RFC 1034 §4.3.2 step 3b).
+    case delegation(Node)
+    /// Neither the name nor a matching wildcard exists.
+    case nxDomain
+}
+
+extension Zone {
+    /// Walks from the apex down towards `name` one label at a time: the first node with NS
+    /// below the apex is a cut; the first missing name makes its parent the closest
+    /// encloser, whose `*` child is the only wildcard that may match (RFC 4592 §3.3.1).
+    ///
+    /// `qtype` matters only at a cut itself: DS lives on the parent side (RFC 4035 §3.1.4.1),
+    /// so a DS question for the cut's own name is answered here, not referred.
+    func find(_ name: DNSName, qtype: RRType) -> FindResult {
+        let starts = name.labelOffsets
+        let total = starts.count
+        let originLabels = origin.labelCount
+        var encloser: Node = nodes[origin]!
+        if total == originLabels { return .exact(encloser) }
+        for k in (originLabels + 1)...total {
+            let ancestor = name.suffix(atLabelOffset: starts[total - k])
+            guard let node = nodes[ancestor] else {
+                if let wildName = encloser.name.wildcardChild, let wild = nodes[wildName] {
+                    return .wildcard(wild)
+                }
+                return .nxDomain
+            }
+            if node.rrset(RRType.ns) != nil, !(k == total && qtype == .ds) {
+                return .delegation(node)
+            }
+            encloser = node
+        }
+        return .exact(encloser)
+    }
+
+    public func lookup(_ qname: DNSName, _ qtype: RRType) -> LookupResult {
+        var answer: [RRSet] = []
+        var current = qname
+        var visited: [DNSName] = [qname]
+        while true {
+            switch find(current, qtype: qtype) {
+            case .delegation(let cut):
+                let ns = cut.rrset(.ns)!
+                var r = LookupResult(kind: answer.isEmpty ? .delegation : .cname)
+                r.answer = answer
+                r.authority = [ns]
+                r.authorityRequired = true
+                r.additional = additional(for: [ns], glue: true)
+                return r
+            case .nxDomain:
+                return negative(.nxDomain, answer: answer)
+            case .exact(let node), .wildcard(let node):
+                if qtype == .any {
+                    // Like NSD (and RFC 8482 §4.2): one RRset, no authority section.
+                    guard let first = node.rrsets.first else { return negative(.noData, answer: answer) }
+                    var r = LookupResult(kind: .answer)
+                    r.answer = answer + [first.renamed(current)]
+                    r.additional = additional(for: r.answer, glue: false)
+                    return r
+                }
+                if let set = node.rrset(qtype) {
+                    answer.append(set.renamed(current))
+                    return positive(answer)
+                }
+                if let cname = node.rrset(.cname), case .cname(let target) = cname.rdatas[0] {
+                    answer.append(cname.renamed(current))
+                    // Follow only inside this zone; stop at loops and overly long chains.
+                    guard target.isSubdomain(of: origin), !visited.contains(target),
+                        answer.count < ZoneSet.maxCNAMEChain
+                    else {
+                        var r = LookupResult(kind: .cname)
+                        r.answer = answer
+                        return r
+                    }
+                    visited.append(target)
+                    current = target
+                    continue
+                }
+                return negative(.noData, answer: answer)
+            }
+        }
+    }
+
+    private func positive(_ answer: [RRSet]) -> LookupResult {
+        var r = LookupResult(kind: .answer)
+        r.answer = answer
+        // NSD's default: the apex NS RRset in authority, unless the answer is that RRset.
+        if !answer.contains(where: { $0.type == .ns && $0.name == origin }) {
+            r.authority = [apexNS]
+        }
+        r.additional = additional(for: r.answer + r.authority, glue: false)
+        return r
+    }
+
+    private func negative(_ kind: LookupKind, answer: [RRSet]) -> LookupResult {
+        var r = LookupResult(kind: kind)
+        r.answer = answer
+        // RFC 2308 §3: the SOA goes in authority with TTL min(SOA TTL, SOA MINIMUM).
+        var soa = soaRRSet
+        soa.ttl = negativeTTL
+        r.authority = [soa]
+        r.authorityRequired = true
+        return r
+    }
+
+    /// A and then AAAA RRsets for the in-zone names that NS, MX and SRV records point to
+    /// (RFC 1034 §3.6.2, RFC 2782). With `glue`, addresses at or below a zone cut are
+    /// included too: that is what glue is for (RFC 1034 §4.2.1).
+    func additional(for sets: [RRSet], glue: Bool) -> [RRSet] {
+        var names: [DNSName] = []
+        for set in sets {
+            for rdata in set.rdatas {
+                guard let target = rdata.additionalTarget, target.isSubdomain(of: origin),
+                    !names.contains(target)
+                else { continue }
+                let isGlue = set.type == .ns
+                if !(glue || isGlue), isAtOrBelowCut(target) { continue }
+                names.append(target)
+            }
+        }
+        var out: [RRSet] = []
+        for type in [RRType.a, .aaaa] {
+            for name in names {
+                if let set = nodes[name]?.rrset(type) { out.append(set) }
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,267 @@
+import DNSWire
+
+/// All records of one owner, type and class (RFC 2181 §5).
+public struct RRSet: Hashable, Sendable {
+    public var name: DNSName
+    public var type: RRType
+    public var ttl: UInt32
+    public var rdatas: [RData]
+
+    public init(name: DNSName, type: RRType, ttl: UInt32, rdatas: [RData]) {
+        self.name = name
+        self.type = type
+        self.ttl = ttl
+        self.rdatas = rdatas
+    }
+
+    public var records: [ResourceRecord] {
+        rdatas.map { ResourceRecord(name: name, type: type, ttl: ttl, rdata: $0) }
+    }
+
+    /// The same records under another owner: wildcard synthesis (RFC 4592 §3.3.1) and the
+    /// owner case of the question.
+    public func renamed(_ owner: DNSName) -> RRSet {
+        RRSet(name: owner, type: type, ttl: ttl, rdatas: rdatas)
+    }
+}
+
+/// One name in a zone and its RRsets. A node with no RRsets is an empty non-terminal
+/// (RFC 8020 §2: it exists, so names below it are NXDOMAIN only if they do not exist).
+public struct Node: Sendable {
+    public let name: DNSName
+    /// RRsets in the order they were first seen in the source.
+    public internal(set) var rrsets: [RRSet]
+
+    public init(name: DNSName, rrsets: [RRSet] = []) {
+        self.name = name
+        self.rrsets = rrsets
+    }
+
+    public func rrset(_ type: RRType) -> RRSet? {
+        for s in rrsets where s.type == type { return s }
+        return nil
+    }
+
+    public var isEmptyNonTerminal: Bool { rrsets.isEmpty }
+}
+
+/// Where a record came from, for error messages (`file:line`).
+public struct SourceLocation: Hashable, Sendable, CustomStringConvertible {
+    public var file: String
+    public var line: Int
+
+    public init(file: String, line: Int) {
+        self.file = file
+        self.line = line
+    }
+
+    public var description: String { "\(file):\(line)" }
+}
+
+/// A zone rule broken by some data, with where it came from.
+public struct ZoneError: Error, Hashable, Sendable, CustomStringConvertible {
+    public var location: SourceLocation?
+    public var message: String
+
+    public init(_ message: String, at location: SourceLocation? = nil) {
+        self.message = message
+        self.location = location
+    }
+
+    public var description: String {
+        if let location { return "\(location): \(message)" }
+        return message
+    }
+}
+
+/// One or more zone errors; `description` gives one line each.
+public struct ZoneErrors: Error, Sendable, CustomStringConvertible {
+    public var errors: [ZoneError]
+    public init(_ errors: [ZoneError]) { self.errors = errors }
+    public var description: String { errors.map(\.description).joined(separator: "\n") }
+}
+
+/// An immutable, validated zone: what one snapshot serves for one apex.
+public final class Zone: Sendable {
+    public let origin: DNSName
+    public let soa: SOAData
+    public let soaTTL: UInt32
+    /// The apex NS RRset (required, RFC 1034 §4.2.1).
+    public let apexNS: RRSet
+    /// Every owner name, plus every empty non-terminal between an owner and the apex.
+    public let nodes: [DNSName: Node]
+    /// Owners in the order first seen, for listings and transfers.
+    public let ownerOrder: [DNSName]
+    /// The TTL of negative answers: min(SOA TTL, SOA MINIMUM) (RFC 2308 §5).
+    public let negativeTTL: UInt32
+    /// Warnings raised while building (data accepted but worth a look).
+    public let warnings: [ZoneError]
+
+    fileprivate init(origin: DNSName, soa: SOAData, soaTTL: UInt32, apexNS: RRSet, nodes: [DNSName: Node], ownerOrder: [DNSName], warnings: [ZoneError]) {
+        self.origin = origin
+        self.soa = soa
+        self.soaTTL = soaTTL
+        self.apexNS = apexNS
+        self.nodes = nodes
+        self.ownerOrder = ownerOrder
+        self.negativeTTL = min(soaTTL, soa.minimum)
+        self.warnings = warnings
+    }
+
+    public var serial: UInt32 { soa.serial }
+
+    public var soaRRSet: RRSet {
+        RRSet(name: origin, type: .soa, ttl: soaTTL, rdatas: [.soa(soa)])
+    }
+
+    /// Every RRset, owners in source order, SOA first (the order a zone transfer wants).
+    public var allRRSets: [RRSet] {
+        var out: [RRSet] = [soaRRSet]
+        for name in ownerOrder {
+            guard let node = nodes[name] else { continue }
+            for set in node.rrsets where !(set.type == .soa && name == origin) {
+                out.append(set)
+            }
+        }
+        return out
+    }
+
+    public var recordCount: Int {
+        nodes.values.reduce(0) { $0 + $1.rrsets.reduce(0) { $0 + $1.rdatas.count } }
+    }
+
+    /// True when `name` is at or below a zone cut (a non-apex node with NS), i.e. its data
+    /// is glue or occluded, not authoritative (RFC 1034 §4.2.1).
+    public func isAtOrBelowCut(_ name: DNSName) -> Bool {
+        var n: DNSName? = name
+        while let cur = n, cur != origin {
+            if let node = nodes[cur], node.rrset(.ns) != nil { return true }
+            n = cur.parent
+        }
+        return false
+    }
+}
+
+/// Accumulates records for one zone and checks them against the rules NSD applies when
+/// loading (RFC 1034 §4.2.1, RFC 1035 §5.2, RFC 2181 §10.1), collecting every error.
+public struct ZoneBuilder: Sendable {
+    public let origin: DNSName
+    private var nodes: [DNSName: Node] = [:]
+    private var order: [DNSName] = []
+    /// Where each RRset was first seen, for later whole-zone errors.
+    private var locations: [RRKey: SourceLocation] = [:]
+    private var soaCount = 0
+    private var errors: [ZoneError] = []
+    private var warnings: [ZoneError] = []
+
+    private struct RRKey: Hashable, Sendable {
+        var name: DNSName
+        var type: RRType
+    }
+
+    public init(origin: DNSName) {
+        self.origin = origin
+        nodes[origin] = Node(name: origin)
+        order.append(origin)
+    }
+
+    public var hasErrors: Bool { !errors.isEmpty }
+
+    /// Adds one record; record-local rules are checked here, whole-zone rules in `build()`.
+    public mutating func add(_ rr: ResourceRecord, at location: SourceLocation? = nil) {
+        guard rr.rrClass == .in else {
+            errors.append(ZoneError("class \(rr.rrClass) is not supported, only IN", at: location))
+            return
+        }
+        guard rr.name.isSubdomain(of: origin) else {
+            // RFC 1035 §5.2: all data in a zone file lies within the zone.
+            errors.append(ZoneError("out-of-zone data: \(rr.name) is not in zone \(origin)", at: location))
+            return
+        }
+        guard !rr.type.isMetaType else {
+            errors.append(ZoneError("\(rr.type) is a meta type and cannot appear in a zone", at: location))
+            return
+        }
+        if rr.type == .dname {
+            errors.append(ZoneError("DNAME records are not supported by srvd", at: location))
+            return
+        }
+        if rr.type == .soa {
+            guard rr.name == origin else {
+                errors.append(ZoneError("SOA record for \(rr.name) is not at the zone apex \(origin)", at: location))
+                return
+            }
+            soaCount += 1
+            if soaCount > 1 {
+                errors.append(ZoneError("more than one SOA record; a zone has exactly one", at: location))
+                return
+            }
+        }
+        insert(rr, at: location)
+    }
+
+    private mutating func insert(_ rr: ResourceRecord, at location: SourceLocation?) {
+        if nodes[rr.name] == nil {
+            nodes[rr.name] = Node(name: rr.name)
+            order.append(rr.name)
+            // Ancestors up to the apex exist as empty non-terminals (RFC 8020 §2).
+            var p = rr.name.parent
+            while let anc = p, anc != origin, nodes[anc] == nil {
+                nodes[anc] = Node(name: anc)
+                p = anc.parent
+            }
+        }
+        var node = nodes[rr.name]!
+        if let i = node.rrsets.firstIndex(where: { $0.type == rr.type }) {
+            // RFC 2181 §5: duplicates collapse into one record.
+            if node.rrsets[i].rdatas.contains(rr.rdata) { return }
+            // RFC 2181 §5.2: all TTLs of an RRset are equal; like NSD we keep going and use
+            // the lowest, which is what a careful resolver would do.
+            if node.rrsets[i].ttl != rr.ttl {
+                warnings.append(
+                    ZoneError("TTL \(rr.ttl) of \(rr.name) \(rr.type) differs from the RRset's TTL \(node.rrsets[i].ttl); using the lower", at: location))
+                node.rrsets[i].ttl = min(node.rrsets[i].ttl, rr.ttl)
+            }
+            node.rrsets[i].rdatas.append(rr.rdata)
+        } else {
+            node.rrsets.append(RRSet(name: rr.name, type: rr.type, ttl: rr.ttl, rdatas: [rr.rdata]))
+            locations[RRKey(name: rr.name, type: rr.type)] = location
+        }
+        nodes[rr.name] = node
+    }
+
+    /// Runs the whole-zone rules and returns the zone, or every error found.
+    public func build() throws(ZoneErrors) -> Zone {
+        var errors = self.errors
+        let apex = nodes[origin]!
+        let soaSet = apex.rrset(.soa)
+        if soaSet == nil, soaCount == 0 {
+            errors.append(ZoneError("zone \(origin) has no SOA record"))
+        }
+        let nsSet = apex.rrset(.ns)
+        if nsSet == nil {
+            errors.append(ZoneError("zone \(origin) has no NS records at its apex", at: locations[RRKey(name: origin, type: .soa)]))
+        }
+        for name in order {
+            guard let node = nodes[name], let cname = node.rrset(.cname) else { continue }
+            let loc = locations[RRKey(name: name, type: .cname)]
+            // RFC 2181 §10.1: a CNAME is alone at its name (DNSSEC's RRSIG/NSEC excepted,
+            // RFC 4035 §2.5), and there is only one.
+            if cname.rdatas.count > 1 {
+                errors.append(ZoneError("more than one CNAME record at \(name)", at: loc))
+            }
+            let others = node.rrsets.filter { $0.type != .cname && $0.type != .rrsig && $0.type != .nsec }
+            if !others.isEmpty {
+                let types = others.map { $0.type.description }.joined(separator: ", ")
+                errors.append(ZoneError("CNAME at \(name) cannot coexist with other data (\(types))", at: loc))
+            }
+        }
+        if !errors.isEmpty { throw ZoneErrors(errors) }
+        guard let soaSet, case .soa(let soa) = soaSet.rdatas[0], let nsSet else {
+            throw ZoneErrors([ZoneError("zone \(origin) is incomplete")])
+        }
+        return Zone(
+            origin: origin, soa: soa, soaTTL: soaSet.ttl, apexNS: nsSet, nodes: nodes, ownerOrder: order,
+            warnings: warnings)
+    }
+}

@@ -1,0 +1,158 @@
+import ArgumentParser
+import DNSResponder
+import DNSServer
+import DNSWire
+import DNSZone
+import Logging
+import NIOCore
+import ServiceLifecycle
+import UnixSignals
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+@main
+struct Srvd: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "srvd",
+        abstract: "An authoritative DNS server for service discovery.",
+        discussion: """
+            Serves the RFC 1035 zone files of a folder over UDP and TCP. Reload with SIGHUP; \
+            changes to the folder are picked up on their own.
+            """,
+        subcommands: [Serve.self, CheckZone.self],
+        defaultSubcommand: Serve.self
+    )
+}
+
+extension HostPort: ExpressibleByArgument {
+    public init?(argument: String) { self.init(argument) }
+}
+
+enum LogLevelArgument: String, ExpressibleByArgument, CaseIterable {
+    case trace, debug, info, notice, warning, error, critical
+    var level: Logger.Level { Logger.Level(rawValue: rawValue)! }
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Serve the zone folder (the default command).")
+
+    @Option(help: "Folder of *.zone files; each file is one zone.")
+    var zones: String = "zones"
+
+    @Option(name: .customLong("data-dir"), help: "Folder for srvd's own state.")
+    var dataDir: String = "data"
+
+    @Option(help: ArgumentHelp("DNS address HOST:PORT for UDP and TCP; repeat for more ([::1]:1053 for IPv6).", valueName: "host:port"))
+    var dns: [HostPort] = []
+
+    @Option(help: ArgumentHelp("Admin HTTP API address.", valueName: "host:port"))
+    var admin: HostPort = HostPort(host: "127.0.0.1", port: 8053)
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: LogLevelArgument = .info
+
+    @Option(name: .customLong("tcp-idle-timeout"), help: "Seconds an idle DNS TCP connection stays open (RFC 7766).")
+    var tcpIdleTimeout: Int = 10
+
+    @Option(name: .customLong("watch-interval"), help: "Seconds between checks of the zone folder for changes; 0 turns watching off.")
+    var watchInterval: Double = 2
+
+    @Option(name: .customLong("max-udp-payload"), help: "EDNS UDP payload size advertised and never exceeded (512-4096).")
+    var maxUDPPayload: Int = 1232
+
+    func validate() throws {
+        guard tcpIdleTimeout > 0 else { throw ValidationError("--tcp-idle-timeout must be at least 1 second") }
+        guard watchInterval >= 0 else { throw ValidationError("--watch-interval cannot be negative") }
+        guard (512...4096).contains(maxUDPPayload) else { throw ValidationError("--max-udp-payload must be between 512 and 4096") }
+    }
+
+    func run() async throws {
+        let level = logLevel.level
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "srvd")
+        let listen = dns.isEmpty ? [HostPort(host: "127.0.0.1", port: 1053)] : dns
+
+        guard mkdir(dataDir, 0o750) == 0 || errno == EEXIST else {
+            throw CleanExit.message("srvd: cannot create data folder \(dataDir): \(String(cString: strerror(errno)))")
+        }
+
+        let store = ZoneStore()
+        let reloader = ZoneReloader(directory: ZoneDirectory(path: zones), store: store, logger: logger)
+        do {
+            try await reloader.loadInitial()
+        } catch {
+            logger.critical("cannot load zones; fix the files below and start again")
+            for e in error.errors { logger.critical("\(e)") }
+            throw ExitCode(65)  // EX_DATAERR
+        }
+
+        let server = DNSServerService(
+            configuration: DNSServerConfiguration(
+                listen: listen, tcpIdleTimeout: .seconds(Int64(tcpIdleTimeout)),
+                responder: Responder(maxUDPPayload: UInt16(maxUDPPayload))),
+            store: store, logger: logger)
+        let reloads = ZoneReloadService(
+            reloader: reloader, watchInterval: watchInterval > 0 ? .milliseconds(Int64(watchInterval * 1000)) : nil)
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [.init(service: server), .init(service: reloads)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        try await group.run()
+    }
+}
+
+struct CheckZone: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check-zone",
+        abstract: "Check zone files with the rules srvd applies when loading them.",
+        discussion: "Prints each problem as FILE:LINE: message and exits non-zero if there is any.")
+
+    @Option(help: "Zone name to use instead of $ORIGIN or the file name (one file only).")
+    var origin: String?
+
+    @Argument(help: "Zone files to check.")
+    var files: [String]
+
+    func validate() throws {
+        guard !files.isEmpty else { throw ValidationError("name at least one zone file") }
+        if origin != nil, files.count > 1 { throw ValidationError("--origin applies to a single file") }
+    }
+
+    func run() throws {
+        var failed = false
+        for file in files {
+            var name: DNSName? = nil
+            if let origin {
+                do { name = try DNSName(origin.hasSuffix(".") ? origin : origin + ".") } catch {
+                    throw ValidationError("--origin \(origin): \(error)")
+                }
+            }
+            do {
+                let (zone, _) = try ZoneFileLoader.loadZone(path: file, origin: name)
+                for w in zone.warnings { print("warning: \(w)") }
+                print("\(file): zone \(zone.origin) serial \(zone.serial), \(zone.recordCount) records: OK")
+            } catch {
+                failed = true
+                for e in error.errors {
+                    let line = e.location == nil ? "\(file): \(e.message)" : e.description
+                    printError(line)
+                }
+            }
+        }
+        if failed { throw ExitCode(1) }
+    }
+}
+
+func printError(_ s: String) {
+    var line = s + "\n"
+    line.withUTF8 { buf in _ = write(2, buf.baseAddress, buf.count) }
+}
