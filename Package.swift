@@ -58,12 +58,12 @@ let package = Package(
             ]
         ),
         .testTarget(name: "DNSWireTests", dependencies: ["DNSWire"]),
+        .testTarget(name: "DNSZoneTests", dependencies: ["DNSZone", "DNSWire"]),
         .testTarget(
-            name: "DNSZoneTests",
-            dependencies: ["DNSZone", "DNSWire"],
+            name: "DNSResponderTests",
+            dependencies: ["DNSResponder", "DNSZone", "DNSWire"],
             resources: [.copy("Cases")]
         ),
-        .testTarget(name: "DNSResponderTests", dependencies: ["DNSResponder", "DNSZone", "DNSWire"]),
         .testTarget(
             name: "DNSServerTests",
             dependencies: [

@@ -40,25 +40,49 @@ public enum ZoneFileLoader {
     }
 
     /// Parses `path` and builds the zone. The origin is `origin` if given, else a `$ORIGIN`
-    /// that precedes the first record, else the file name.
+    /// that precedes the first record, else the file name. Syntax errors and zone-rule
+    /// errors are reported together, so one run shows everything to fix.
     public static func loadZone(path: String, origin: DNSName? = nil) throws(ZoneErrors) -> (Zone, ParsedFile) {
-        let parsed = try parse(path: path, origin: origin)
+        let (parsed, syntaxErrors) = try parseCollectingErrors(path: path, origin: origin)
         var builder = ZoneBuilder(origin: parsed.origin)
         for (rr, loc) in parsed.records { builder.add(rr, at: loc) }
-        let zone = try builder.build()
+        let zone: Zone
+        do {
+            zone = try builder.build()
+        } catch {
+            throw ZoneErrors(syntaxErrors + error.errors)
+        }
+        if !syntaxErrors.isEmpty { throw ZoneErrors(syntaxErrors) }
         return (zone, parsed)
     }
 
     /// Parses a file into records without applying zone rules; syntax errors are collected
     /// (every one, with its line) and thrown together.
     public static func parse(path: String, origin: DNSName? = nil) throws(ZoneErrors) -> ParsedFile {
+        let (parsed, errors) = try parseCollectingErrors(path: path, origin: origin)
+        if !errors.isEmpty { throw ZoneErrors(errors) }
+        return parsed
+    }
+
+    /// Parses what it can and returns the records together with the syntax errors.
+    static func parseCollectingErrors(path: String, origin: DNSName?) throws(ZoneErrors) -> (ParsedFile, [ZoneError]) {
         guard let initial = origin ?? Self.origin(forFileName: path) else {
             throw ZoneErrors([ZoneError("cannot derive a zone name from the file name; add $ORIGIN", at: SourceLocation(file: path, line: 0))])
         }
         var state = ParseState(origin: initial)
         state.parseFile(path: path, origin: initial, depth: 0, includedFrom: nil)
+        return (ParsedFile(origin: state.zoneOrigin ?? initial, records: state.records, files: state.files), state.errors)
+    }
+
+    /// Parses master-file text (records and directives) that did not come from a file:
+    /// test tables, or records sent to the admin API. `$INCLUDE` paths are relative to the
+    /// working directory.
+    public static func parse(text: String, origin: DNSName, defaultTTL: UInt32 = defaultTTL, source: String = "<text>") throws(ZoneErrors) -> [(ResourceRecord, SourceLocation)] {
+        var state = ParseState(origin: origin)
+        state.ttl = defaultTTL
+        state.parseText(text, path: source, depth: 0)
         if !state.errors.isEmpty { throw ZoneErrors(state.errors) }
-        return ParsedFile(origin: state.zoneOrigin ?? initial, records: state.records, files: state.files)
+        return state.records
     }
 }
 
@@ -93,6 +117,11 @@ private struct ParseState {
             // RFC 1035 §5.1: after an included file, the origin reverts.
             if includedFrom != nil { self.origin = savedOrigin }
         }
+        parseText(text, path: path, depth: depth)
+    }
+
+    mutating func parseText(_ text: String, path: String, depth: Int) {
+        if let e = Self.unbalancedParenthesis(text, file: path) { errors.append(e) }
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { String($0) }
         var chunkStart = 0
         for (index, line) in lines.enumerated() {
@@ -110,13 +139,57 @@ private struct ParseState {
                 if args.count != 1 || Self.parseTTL(args[0]) == nil {
                     errors.append(ZoneError("$TTL needs one TTL value (seconds, or units like 1h30m)", at: loc))
                 }
-            case "$ORIGIN", "$GENERATE":
+            case "$ORIGIN":
                 break
+            case "$GENERATE":
+                // Not in RFC 1035 and not implemented by ldns; say so plainly.
+                errors.append(ZoneError("$GENERATE is not supported; write the records out", at: loc))
             default:
                 errors.append(ZoneError("unknown directive \(directive)", at: loc))
             }
         }
         parseChunk(lines[chunkStart...], firstLine: chunkStart + 1, file: path)
+    }
+
+    /// ldns accepts a record whose "(" is never closed, so a file cut in half could load
+    /// without complaint. Parentheses outside quotes and comments must balance
+    /// (RFC 1035 §5.1), and a ")" needs an open "(".
+    static func unbalancedParenthesis(_ text: String, file: String) -> ZoneError? {
+        var line = 1
+        var openedAt = 0
+        var depth = 0
+        var inQuote = false
+        var inComment = false
+        var escaped = false
+        for c in text.utf8 {
+            if c == UInt8(ascii: "\n") {
+                line += 1
+                inComment = false
+                escaped = false
+                continue
+            }
+            if inComment { continue }
+            if escaped {
+                escaped = false
+                continue
+            }
+            switch c {
+            case UInt8(ascii: "\\"): escaped = true
+            case UInt8(ascii: "\""): inQuote.toggle()
+            case UInt8(ascii: ";") where !inQuote: inComment = true
+            case UInt8(ascii: "(") where !inQuote:
+                if depth == 0 { openedAt = line }
+                depth += 1
+            case UInt8(ascii: ")") where !inQuote:
+                depth -= 1
+                if depth < 0 { return ZoneError("\")\" without a matching \"(\"", at: SourceLocation(file: file, line: line)) }
+            default: break
+            }
+        }
+        if depth > 0 {
+            return ZoneError("\"(\" opened here is never closed (is the file cut short?)", at: SourceLocation(file: file, line: openedAt))
+        }
+        return nil
     }
 
     /// The directive a line starts with (`$TTL`, `$ORIGIN`, ...), if any.
@@ -232,11 +305,18 @@ private struct ParseState {
                 default:
                     if feof(fp) != 0, status == LDNS_STATUS_SYNTAX_ERR, Self.onlyBlank(lineArray, from: before) { break }
                     let why = String(cString: ldns_get_errorstr_by_id(status))
-                    errors.append(ZoneError(why, at: loc))
+                    errors.append(ZoneError("\(why): \(Self.excerpt(lineArray, line: line - firstLine + 1))", at: loc))
                 }
             }
             self.ttl = ttl
         }
+    }
+
+    /// The statement's first line, trimmed and shortened, to show which record is meant.
+    static func excerpt(_ lines: [String], line: Int) -> String {
+        guard line >= 1, line <= lines.count else { return "(end of file)" }
+        let text = lines[line - 1].trimmingWhitespace
+        return text.count > 80 ? String(text.prefix(77)) + "..." : text
     }
 
     static func isBlankOrComment(_ line: String) -> Bool {
@@ -293,6 +373,13 @@ private struct ParseState {
         } catch {
             return .failure("record does not encode to valid wire format: \(error)")
         }
+    }
+}
+
+extension String {
+    var trimmingWhitespace: String {
+        let isBlank: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\r" }
+        return String(self.drop(while: isBlank).reversed().drop(while: isBlank).reversed())
     }
 }
 

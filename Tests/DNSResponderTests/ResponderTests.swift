@@ -1,0 +1,144 @@
+import DNSResponder
+import DNSWire
+import DNSZone
+import Testing
+
+let labZone: ZoneSet = {
+    let text = """
+        $TTL 300
+        @ SOA ns1 hostmaster 1 3600 900 604800 60
+        @ NS ns1
+        ns1 A 127.0.0.1
+        infra0 A 127.0.0.10
+        _etcd-server._tcp SRV 0 0 2380 infra0
+        """
+    let origin = try! DNSName("lab.example.")
+    var b = ZoneBuilder(origin: origin)
+    for (rr, loc) in try! ZoneFileLoader.parse(text: text, origin: origin) { b.add(rr, at: loc) }
+    return ZoneSet([try! b.build()])
+}()
+
+func query(_ name: String, _ type: RRType, id: UInt16 = 99, edns: EDNS? = EDNS(udpPayloadSize: 1232), rd: Bool = true, rrClass: RRClass = .in) -> Message {
+    var h = Header(id: id)
+    h.rd = rd
+    return Message(header: h, questions: [Question(name: try! DNSName(name), type: type, rrClass: rrClass)], edns: edns)
+}
+
+func respond(_ bytes: [UInt8], _ transport: Transport = .udp) -> Message? {
+    guard let r = Responder().respond(to: bytes, over: transport, zones: labZone) else { return nil }
+    return try! Message.decode(r.bytes)
+}
+
+@Suite struct ResponderWireRuleTests {
+    @Test func copiesIDAndRDAndSetsQR() throws {
+        let m = try #require(respond(query("infra0.lab.example.", .a, id: 0xBEEF).encode()))
+        #expect(m.header.id == 0xBEEF)
+        #expect(m.header.qr)
+        #expect(m.header.rd)
+        #expect(!m.header.ra)
+        #expect(m.header.aa)
+        let noRD = try #require(respond(query("infra0.lab.example.", .a, rd: false).encode()))
+        #expect(!noRD.header.rd)
+    }
+
+    @Test func responsesAreNeverAnswered() {
+        var q = query("infra0.lab.example.", .a)
+        q.header.qr = true
+        #expect(Responder().respond(to: q.encode(), over: .udp, zones: labZone) == nil)
+    }
+
+    @Test func packetsShorterThanAHeaderAreDropped() {
+        #expect(Responder().respond(to: [1, 2, 3, 4, 5], over: .udp, zones: labZone) == nil)
+        #expect(Responder().respond(to: [], over: .tcp, zones: labZone) == nil)
+    }
+
+    @Test func malformedQueriesGetAHeaderOnlyFORMERR() throws {
+        var bytes = query("infra0.lab.example.", .a, id: 7).encode()
+        bytes.append(0xFF)  // trailing garbage
+        let r = try #require(Responder().respond(to: bytes, over: .udp, zones: labZone))
+        #expect(r.bytes.count == 12)
+        let m = try Message.decode(r.bytes)
+        #expect(m.header.id == 7)
+        #expect(m.rcode == .formErr)
+        #expect(m.questions.isEmpty)
+        // A compression loop in the question.
+        let loop: [UInt8] = [0, 8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xC0, 12, 0, 1, 0, 1]
+        #expect(try Message.decode(Responder().respond(to: loop, over: .udp, zones: labZone)!.bytes).rcode == .formErr)
+    }
+
+    @Test func twoQuestionsAreFORMERR() throws {
+        var q = query("infra0.lab.example.", .a)
+        q.questions.append(q.questions[0])
+        #expect(respond(q.encode())?.rcode == .formErr)
+        q.questions = []
+        #expect(respond(q.encode())?.rcode == .formErr)
+    }
+
+    @Test func twoOPTRecordsAreFORMERR() throws {
+        // Append a second, identical OPT by hand: Message cannot hold two.
+        var bytes = query("infra0.lab.example.", .a).encode()
+        bytes += [0, 0, 41, 0x04, 0xD0, 0, 0, 0, 0, 0, 0]
+        bytes[11] = 2
+        #expect(respond(bytes)?.rcode == .formErr)
+    }
+
+    @Test(arguments: [Opcode.iquery, .status, .notify, .update, Opcode(rawValue: 15)])
+    func otherOpcodesAreNOTIMP(opcode: Opcode) throws {
+        var q = query("lab.example.", .soa)
+        q.header.opcode = opcode
+        let m = try #require(respond(q.encode()))
+        #expect(m.rcode == .notImp)
+        #expect(m.header.opcode == opcode)
+        #expect(!m.header.aa)
+    }
+
+    @Test func ednsVersionAboveZeroIsBADVERS() throws {
+        let m = try #require(respond(query("infra0.lab.example.", .a, edns: EDNS(udpPayloadSize: 1232, version: 1)).encode()))
+        #expect(m.rcode == .badVers)
+        #expect(m.edns?.version == 0)
+        #expect(m.answers.isEmpty)
+    }
+
+    @Test func ednsAdvertises1232AndCopiesDO() throws {
+        let m = try #require(respond(query("infra0.lab.example.", .a, edns: EDNS(udpPayloadSize: 4096, dnssecOK: true)).encode()))
+        #expect(m.edns?.udpPayloadSize == 1232)
+        #expect(m.edns?.dnssecOK == true)
+        let plain = try #require(respond(query("infra0.lab.example.", .a, edns: nil).encode()))
+        #expect(plain.edns == nil)
+    }
+
+    @Test func classOtherThanINIsRefusedWithExtendedError() throws {
+        let m = try #require(respond(query("lab.example.", .soa, rrClass: .ch).encode()))
+        #expect(m.rcode == .refused)
+        #expect(m.edns?.options == [.extendedError(21)])
+    }
+
+    @Test func namesOutsideEveryZoneAreRefusedNotAuthoritative() throws {
+        let m = try #require(respond(query("example.com.", .a).encode()))
+        #expect(m.rcode == .refused)
+        #expect(!m.header.aa)
+        #expect(m.edns?.options == [.extendedError(20)])
+    }
+
+    @Test func zoneTransfersAreRefusedForNow() throws {
+        #expect(respond(query("lab.example.", .axfr).encode(), .tcp)?.rcode == .refused)
+        #expect(respond(query("lab.example.", .ixfr).encode())?.rcode == .refused)
+    }
+
+    @Test func optAsAQuestionTypeIsFORMERR() throws {
+        #expect(respond(query("lab.example.", .opt).encode())?.rcode == .formErr)
+    }
+
+    @Test func srvTargetsAreWrittenUncompressed() throws {
+        let r = try #require(Responder().respond(to: query("_etcd-server._tcp.lab.example.", .srv).encode(), over: .udp, zones: labZone))
+        let target = try DNSName("infra0.lab.example.").wire
+        // The full target appears verbatim, so no pointer replaced any part of it.
+        let found = (0...(r.bytes.count - target.count)).contains { Array(r.bytes[$0..<($0 + target.count)]) == target }
+        #expect(found)
+    }
+
+    @Test func emptyZoneSetRefusesEverything() throws {
+        let r = try #require(Responder().respond(to: query("lab.example.", .soa).encode(), over: .udp, zones: .empty))
+        #expect(try Message.decode(r.bytes).rcode == .refused)
+    }
+}

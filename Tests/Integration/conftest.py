@@ -1,0 +1,656 @@
+"""Shared fixtures and helpers for srvd's integration tests.
+
+The tests drive a prebuilt srvd binary (SRVD_BIN, default .build/debug/srvd) over real
+sockets on loopback addresses only (127.0.0.0/8 and ::1), and compare it with NSD where
+that is useful. Every process a test starts is killed in teardown, even when the test fails.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, TypeVar
+
+import dns.edns
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.opcode
+import dns.query
+import dns.rcode
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SHIPPED_ZONE = REPO / "zones" / "lab.example.zone"
+DEFAULT_SRVD_BIN = REPO / ".build" / "debug" / "srvd"
+
+V4 = "127.0.0.1"
+V6 = "::1"
+
+# Generous: a debug build on a busy CI machine can be slow to start.
+START_TIMEOUT = 30.0
+QUERY_TIMEOUT = 3.0
+
+T = TypeVar("T")
+
+
+# --------------------------------------------------------------------------- generic
+
+
+def wait_until(probe: Callable[[], T], timeout: float = 10.0, interval: float = 0.05, what: str = "condition") -> T:
+    """Polls `probe` until it returns something truthy; fails the test at the deadline."""
+    deadline = time.monotonic() + timeout
+    last_error: BaseException | None = None
+    while True:
+        try:
+            value = probe()
+            if value:
+                return value
+        except Exception as e:  # noqa: BLE001 - the probe's failure is reported at the deadline
+            last_error = e
+        if time.monotonic() >= deadline:
+            detail = f" (last error: {last_error!r})" if last_error else ""
+            pytest.fail(f"timed out after {timeout}s waiting for {what}{detail}")
+        time.sleep(interval)
+
+
+def free_port(host: str = V4) -> int:
+    """A port that is free for both UDP and TCP on `host` right now."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for _ in range(50):
+        with socket.socket(family, socket.SOCK_STREAM) as t:
+            t.bind((host, 0))
+            port = t.getsockname()[1]
+            try:
+                with socket.socket(family, socket.SOCK_DGRAM) as u:
+                    u.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port found")
+
+
+def terminate(proc: subprocess.Popen, timeout: float = 10.0) -> int:
+    """SIGTERM, then SIGKILL if the process does not go; returns the exit status."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
+@pytest.fixture(scope="session")
+def srvd_bin() -> str:
+    path = os.environ.get("SRVD_BIN", str(DEFAULT_SRVD_BIN))
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        pytest.fail(f"srvd binary not found or not executable: {path} (set SRVD_BIN)")
+    return path
+
+
+def require_tool(name: str) -> str:
+    path = shutil.which(name) or (f"/usr/sbin/{name}" if os.access(f"/usr/sbin/{name}", os.X_OK) else None)
+    if not path:
+        pytest.skip(f"{name} is not installed")
+    return path
+
+
+# --------------------------------------------------------------------------- srvd
+
+
+LISTEN_RE = re.compile(r"serving DNS")
+ADDRESS_RE = re.compile(r"address=(\S+):(\d+)")
+TRANSPORT_RE = re.compile(r"transport=(\w+)")
+
+
+class Srvd:
+    """One srvd process serving a temporary zones folder.
+
+    Zone files are written with `write_zone` (atomically, so a reload never reads half a
+    file); `start()` launches `srvd serve` with `--dns HOST:0` per listen address and waits
+    for every `serving DNS` line, from which it learns the ports the kernel chose.
+    """
+
+    def __init__(
+        self,
+        binary: str,
+        workdir: Path,
+        *,
+        listen: Iterable[str] = (f"{V4}:0",),
+        tcp_idle_timeout: int = 10,
+        watch_interval: float = 0,
+        log_level: str = "info",
+    ) -> None:
+        self.binary = binary
+        self.workdir = workdir
+        self.zones = workdir / "zones"
+        self.data = workdir / "data"
+        self.zones.mkdir(parents=True, exist_ok=True)
+        self.listen = list(listen)
+        self.tcp_idle_timeout = tcp_idle_timeout
+        self.watch_interval = watch_interval
+        self.log_level = log_level
+        self.log_path = workdir / "srvd.stderr"
+        self.proc: subprocess.Popen | None = None
+        self.udp_ports: dict[str, int] = {}
+        self.tcp_ports: dict[str, int] = {}
+
+    # files ---------------------------------------------------------------------------
+
+    def write_zone(self, filename: str, text: str) -> Path:
+        """Writes `zones/filename` atomically (new inode, so the folder watch sees it)."""
+        path = self.zones / filename
+        tmp = self.zones / f".{filename}.tmp"  # dot files are not zone files
+        tmp.write_text(text)
+        os.replace(tmp, path)
+        return path
+
+    def copy_zone(self, source: Path, filename: str | None = None) -> Path:
+        return self.write_zone(filename or source.name, source.read_text())
+
+    # process -------------------------------------------------------------------------
+
+    def command(self) -> list[str]:
+        cmd = [self.binary, "serve", "--zones", str(self.zones), "--data-dir", str(self.data)]
+        for address in self.listen:
+            cmd += ["--dns", address]
+        cmd += [
+            "--tcp-idle-timeout", str(self.tcp_idle_timeout),
+            "--watch-interval", str(self.watch_interval),
+            "--log-level", self.log_level,
+        ]
+        return cmd
+
+    def spawn(self) -> subprocess.Popen:
+        self.log_path.write_text("")
+        log = open(self.log_path, "ab")
+        try:
+            self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        finally:
+            log.close()
+        return self.proc
+
+    def start(self) -> "Srvd":
+        proc = self.spawn()
+
+        def bound() -> bool:
+            if proc.poll() is not None:
+                pytest.fail(f"srvd exited with {proc.returncode} while starting:\n{self.log()}")
+            self._parse_listeners()
+            return len(self.udp_ports) == len(self.listen) and len(self.tcp_ports) == len(self.listen)
+
+        wait_until(bound, START_TIMEOUT, what=f"srvd to listen on {self.listen}; log:\n{self.log()}")
+        return self
+
+    def _parse_listeners(self) -> None:
+        for line in self.log().splitlines():
+            if not LISTEN_RE.search(line):
+                continue
+            address, transport = ADDRESS_RE.search(line), TRANSPORT_RE.search(line)
+            if not (address and transport):
+                continue
+            host = address.group(1).strip("[]")
+            ports = self.udp_ports if transport.group(1) == "udp" else self.tcp_ports
+            ports[host] = int(address.group(2))
+
+    @property
+    def port(self) -> int:
+        """The IPv4 port (UDP and TCP share it)."""
+        return self.port_for(V4)
+
+    def port_for(self, host: str) -> int:
+        udp, tcp = self.udp_ports[host], self.tcp_ports[host]
+        assert udp == tcp, f"UDP port {udp} and TCP port {tcp} differ on {host}"
+        return udp
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def count_in_log(self, text: str) -> int:
+        return self.log().count(text)
+
+    def reload(self, timeout: float = 20.0) -> None:
+        """SIGHUP, then waits for the `zones reloaded` log line it causes."""
+        before = self.count_in_log("zones reloaded")
+        self.signal(signal.SIGHUP)
+        wait_until(lambda: self.count_in_log("zones reloaded") > before, timeout, what="srvd to log `zones reloaded`")
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None and self.proc.poll() is None, f"srvd is not running:\n{self.log()}"
+        self.proc.send_signal(sig)
+
+    def stop(self, timeout: float = 10.0) -> int:
+        return terminate(self.proc, timeout) if self.proc else 0
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+@pytest.fixture
+def make_srvd(srvd_bin: str, tmp_path_factory: pytest.TempPathFactory):
+    """Factory: `make_srvd(zones={"x.zone": text}, **options)` returns an unstarted Srvd.
+    Every instance is stopped at teardown."""
+    created: list[Srvd] = []
+
+    def make(zones: dict[str, str] | None = None, **options) -> Srvd:
+        s = Srvd(srvd_bin, tmp_path_factory.mktemp("srvd"), **options)
+        for name, text in (zones or {}).items():
+            s.write_zone(name, text)
+        created.append(s)
+        return s
+
+    yield make
+    for s in created:
+        s.stop()
+
+
+def srv_set(owner: str, count: int, *, port: int = 2380, target: str = "m", net: str = "127.0.2") -> str:
+    """Zone file lines for an SRV RRset of `count` records at `owner` whose targets
+    (`target`00, `target`01, ...) each have one A record in `net`.0/24."""
+    lines = [f"{owner} IN SRV 0 0 {port} {target}{i:02d}" for i in range(count)]
+    lines += [f"{target}{i:02d} IN A {net}.{i}" for i in range(count)]
+    return "\n".join(lines) + "\n"
+
+
+BIG_ZONE = f"""\
+$ORIGIN big.example.
+$TTL 300
+@   IN SOA ns1 hostmaster 1 3600 900 604800 60
+    IN NS  ns1
+ns1 IN A   127.0.0.1
+{srv_set("_etcd-server._tcp", 40)}"""
+
+
+@pytest.fixture(scope="module")
+def lab_srvd(srvd_bin: str, tmp_path_factory: pytest.TempPathFactory):
+    """srvd serving the shipped lab.example zone, and big.example with a 40-record SRV set,
+    on 127.0.0.1 and ::1, TCP idle timeout 1 s."""
+    s = Srvd(srvd_bin, tmp_path_factory.mktemp("lab"), listen=[f"{V4}:0", f"[{V6}]:0"], tcp_idle_timeout=1)
+    s.copy_zone(SHIPPED_ZONE)
+    s.write_zone("big.example.zone", BIG_ZONE)
+    try:
+        yield s.start()
+    finally:
+        s.stop()
+
+
+def run_srvd(srvd_bin: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Runs srvd to completion (check-zone, or a serve that must fail)."""
+    return subprocess.run([srvd_bin, *args], capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+# --------------------------------------------------------------------------- NSD
+
+
+NSD_CONF = """\
+server:
+  ip-address: {host}@{port}
+  zonesdir: "{dir}"
+  database: ""
+  pidfile: "{dir}/nsd.pid"
+  username: ""
+  xfrdfile: "{dir}/xfrd.state"
+  zonelistfile: "{dir}/zone.list"
+  server-count: 1
+  logfile: "{dir}/nsd.log"
+  verbosity: 1
+remote-control:
+  control-enable: no
+"""
+
+NSD_ZONE = """\
+zone:
+  name: {name}
+  zonefile: {file}
+"""
+
+
+class Nsd:
+    """NSD serving some zone files, as the reference implementation for differential tests."""
+
+    def __init__(self, workdir: Path, zones: dict[str, str]) -> None:
+        """`zones` maps zone name to zone file text."""
+        self.workdir = workdir
+        self.zones = zones
+        self.proc: subprocess.Popen | None = None
+        self.port = 0
+
+    def start(self, attempts: int = 3) -> "Nsd":
+        binary = require_tool("nsd")
+        conf = self.workdir / "nsd.conf"
+        for name, text in self.zones.items():
+            (self.workdir / f"{name}.zone").write_text(text)
+        for _ in range(attempts):  # the chosen port can be taken before NSD binds it
+            self.port = free_port(V4)
+            text = NSD_CONF.format(host=V4, port=self.port, dir=self.workdir)
+            text += "".join(NSD_ZONE.format(name=n, file=f"{n}.zone") for n in self.zones)
+            conf.write_text(text)
+            log = open(self.workdir / "nsd.stderr", "ab")
+            try:
+                self.proc = subprocess.Popen([binary, "-c", str(conf), "-d"], stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+            finally:
+                log.close()
+            if self._wait_ready():
+                return self
+            terminate(self.proc)
+        pytest.fail(f"NSD did not start:\n{self.log()}")
+
+    def _wait_ready(self) -> bool:
+        apex = next(iter(self.zones))
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False
+            try:
+                r = query(self.port, apex, "SOA", timeout=0.5)
+                if r.rcode() == dns.rcode.NOERROR and r.answer:
+                    return True
+            except (dns.exception.Timeout, OSError):
+                pass
+            time.sleep(0.05)
+        return False
+
+    def log(self) -> str:
+        out = []
+        for f in ("nsd.stderr", "nsd.log"):
+            p = self.workdir / f
+            if p.exists():
+                out.append(p.read_text(errors="replace"))
+        return "\n".join(out)
+
+    def stop(self) -> None:
+        if self.proc:
+            terminate(self.proc)
+
+
+# --------------------------------------------------------------------------- DNS via dnspython
+
+
+def make_query(
+    qname: str | dns.name.Name,
+    qtype: str | int,
+    *,
+    edns: int | None = None,
+    payload: int | None = None,
+    rdclass: str | int = "IN",
+    flags: int = 0,
+    qid: int | None = None,
+) -> dns.message.QueryMessage:
+    """A query with RD clear (srvd is authoritative only). `edns`: None for no OPT record,
+    else the EDNS version; `payload` defaults to dnspython's 1232 when EDNS is on."""
+    use_edns = edns if edns is not None else (0 if payload is not None else False)
+    kwargs = {"payload": payload} if payload is not None else {}
+    return dns.message.make_query(qname, qtype, rdclass=rdclass, use_edns=use_edns, flags=flags, id=qid, **kwargs)
+
+
+def query(
+    port: int,
+    qname: str,
+    qtype: str | int,
+    *,
+    tcp: bool = False,
+    host: str = V4,
+    timeout: float = QUERY_TIMEOUT,
+    **query_options,
+) -> dns.message.Message:
+    """One query over UDP (TC responses are returned, not retried) or TCP."""
+    q = make_query(qname, qtype, **query_options)
+    return exchange(port, q, tcp=tcp, host=host, timeout=timeout)
+
+
+def exchange(port: int, q: dns.message.Message, *, tcp: bool = False, host: str = V4, timeout: float = QUERY_TIMEOUT) -> dns.message.Message:
+    if tcp:
+        return dns.query.tcp(q, host, timeout=timeout, port=port)
+    return dns.query.udp(q, host, timeout=timeout, port=port, ignore_trailing=False, raise_on_truncation=False)
+
+
+# --------------------------------------------------------------------------- raw sockets
+
+
+def udp_raw(port: int, wire: bytes, *, host: str = V4, timeout: float = QUERY_TIMEOUT) -> bytes | None:
+    """Sends one datagram; returns the reply, or None when nothing comes within `timeout`."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        s.sendto(wire, (host, port))
+        try:
+            return s.recv(65535)
+        except socket.timeout:
+            return None
+
+
+def tcp_connect(port: int, *, host: str = V4, timeout: float = QUERY_TIMEOUT) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = socket.create_connection((host, port), timeout=timeout)
+    assert s.family == family
+    return s
+
+
+def frame(wire: bytes) -> bytes:
+    return struct.pack("!H", len(wire)) + wire
+
+
+def recv_exact(sock: socket.socket, n: int) -> bytes | None:
+    """Reads exactly n bytes; None if the peer closes first."""
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            return None
+        buf += chunk
+    return buf
+
+
+def recv_frame(sock: socket.socket) -> bytes | None:
+    """Reads one length-prefixed DNS message; None at EOF."""
+    head = recv_exact(sock, 2)
+    if head is None:
+        return None
+    (length,) = struct.unpack("!H", head)
+    return recv_exact(sock, length)
+
+
+def wait_closed(sock: socket.socket, timeout: float) -> float:
+    """Waits for the peer to close the connection without sending anything more; returns the
+    seconds it took. Fails if data arrives or it stays open past `timeout`."""
+    start = time.monotonic()
+    sock.settimeout(timeout)
+    try:
+        data = sock.recv(1)
+    except socket.timeout:
+        pytest.fail(f"connection still open after {timeout}s")
+    except ConnectionResetError:
+        data = b""
+    assert data == b"", f"unexpected data {data!r} instead of close"
+    return time.monotonic() - start
+
+
+def header(wire: bytes) -> dict[str, int]:
+    qid, flags, qd, an, ns, ar = struct.unpack("!HHHHHH", wire[:12])
+    return {"id": qid, "flags": flags, "qr": flags >> 15, "opcode": (flags >> 11) & 0xF, "aa": (flags >> 10) & 1,
+            "tc": (flags >> 9) & 1, "rd": (flags >> 8) & 1, "rcode": flags & 0xF, "qd": qd, "an": an, "ns": ns, "ar": ar}
+
+
+# --------------------------------------------------------------------------- wire walking
+
+
+@dataclass
+class WireRR:
+    section: str
+    owner: bytes  # the owner name as it appears on the wire (may contain a pointer)
+    rtype: int
+    rdata: bytes
+
+
+def _skip_name(wire: bytes, pos: int) -> int:
+    """Returns the offset after the (possibly compressed) name at `pos`."""
+    while True:
+        length = wire[pos]
+        if length == 0:
+            return pos + 1
+        if length & 0xC0 == 0xC0:
+            return pos + 2
+        pos += 1 + length
+
+
+def wire_records(wire: bytes) -> list[WireRR]:
+    """Walks a response's sections without decompressing anything, so tests can look at
+    exactly how names were encoded."""
+    h = header(wire)
+    pos = 12
+    for _ in range(h["qd"]):
+        pos = _skip_name(wire, pos) + 4
+    out = []
+    for section, count in (("answer", h["an"]), ("authority", h["ns"]), ("additional", h["ar"])):
+        for _ in range(count):
+            start = pos
+            pos = _skip_name(wire, pos)
+            owner = wire[start:pos]
+            rtype, _cls, _ttl, rdlen = struct.unpack("!HHIH", wire[pos:pos + 10])
+            pos += 10
+            out.append(WireRR(section, owner, rtype, wire[pos:pos + rdlen]))
+            pos += rdlen
+    assert pos == len(wire), f"{len(wire) - pos} trailing bytes after the records"
+    return out
+
+
+def name_is_uncompressed(encoded: bytes) -> bool:
+    """True when `encoded` is exactly one name written label by label, without a pointer."""
+    pos = 0
+    while pos < len(encoded):
+        length = encoded[pos]
+        if length & 0xC0:
+            return False
+        if length == 0:
+            return pos + 1 == len(encoded)
+        pos += 1 + length
+    return False
+
+
+# --------------------------------------------------------------------------- comparing
+
+
+def section_key(rrsets: Iterable[dns.rrset.RRset]) -> list[tuple]:
+    """A section as a sorted list of RRsets, order-insensitive (RRs of one owner and type
+    split over several RRset objects are merged)."""
+    merged: dict[tuple, set[str]] = {}
+    ttls: dict[tuple, set[int]] = {}
+    for rrset in rrsets:
+        k = (rrset.name.to_text().lower(), dns.rdataclass.to_text(rrset.rdclass), dns.rdatatype.to_text(rrset.rdtype))
+        merged.setdefault(k, set()).update(rd.to_text().lower() for rd in rrset)
+        ttls.setdefault(k, set()).add(rrset.ttl)
+    return sorted((*k, tuple(sorted(ttls[k])), tuple(sorted(merged[k]))) for k in merged)
+
+
+def addresses(rrsets: Iterable[dns.rrset.RRset]) -> set[tuple[str, str, str]]:
+    """(owner, type, address) of every A/AAAA record."""
+    return {
+        (rrset.name.to_text().lower(), dns.rdatatype.to_text(rrset.rdtype), rd.to_text())
+        for rrset in rrsets
+        if rrset.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA)
+        for rd in rrset
+    }
+
+
+def rdatas(msg: dns.message.Message, section: str = "answer", rdtype: str | None = None) -> set[str]:
+    """The rdata texts of a section, optionally of one type."""
+    return {
+        rd.to_text()
+        for rrset in getattr(msg, section)
+        if rdtype is None or rrset.rdtype == dns.rdatatype.from_text(rdtype)
+        for rd in rrset
+    }
+
+
+# --------------------------------------------------------------------------- dig and kdig
+
+
+@dataclass
+class Answer:
+    """A response reduced to what the client-comparison tests assert on, whoever asked:
+    dig, kdig or dnspython."""
+
+    status: str
+    flags: set[str]
+    sections: dict[str, set[tuple[str, int, str, str]]]
+    transport: str = ""  # the transport the final answer came over, as the tool reports it
+    text: str = ""
+
+    def records(self, section: str = "ANSWER") -> set[tuple[str, int, str, str]]:
+        """(owner, ttl, type, rdata) of a section, names lower-cased, rdata as dnspython
+        prints it."""
+        return self.sections.get(section, set())
+
+    @classmethod
+    def from_message(cls, msg: dns.message.Message, transport: str = "") -> "Answer":
+        sections = {}
+        for title, rrsets in (("ANSWER", msg.answer), ("AUTHORITY", msg.authority), ("ADDITIONAL", msg.additional)):
+            sections[title] = {
+                (rrset.name.to_text().lower(), rrset.ttl, dns.rdatatype.to_text(rrset.rdtype), rd.to_text().lower())
+                for rrset in rrsets
+                for rd in rrset
+            }
+        flags = set(dns.flags.to_text(msg.flags).lower().split())
+        return cls(dns.rcode.to_text(msg.rcode()), flags, sections, transport, msg.to_text())
+
+
+def _record(line: str) -> tuple[str, int, str, str]:
+    owner, ttl, rdclass, rdtype, rdata = line.split(None, 4)
+    rd = dns.rdata.from_text(rdclass, rdtype, rdata)
+    return (owner.lower(), int(ttl), rdtype, rd.to_text().lower())
+
+
+def _parse_tool_output(text: str) -> Answer:
+    """Parses dig's or kdig's default output (both print `;; X SECTION:` blocks)."""
+    status = re.search(r"status: (\w+)", text)
+    flags = re.search(r"^;; [Ff]lags: ([a-z ]*);", text, re.MULTILINE)
+    sections: dict[str, set] = {}
+    current = None
+    for line in text.splitlines():
+        m = re.match(r";; (\w+) SECTION:", line)
+        if m:
+            current = m.group(1).upper()
+            sections[current] = set()
+        elif not line.strip():
+            current = None
+        elif current and not line.startswith(";"):
+            sections[current].add(_record(line))
+    transports = re.findall(r"\((UDP|TCP)\)", text)
+    return Answer(
+        status.group(1) if status else "",
+        set(flags.group(1).split()) if flags else set(),
+        sections,
+        transports[-1] if transports else "",
+        text,
+    )
+
+
+def dig(port: int, *args: str, host: str = V4, tool: str = "dig") -> Answer:
+    """Runs dig or kdig and parses its answer. Defaults: no recursion wanted, 2 s timeout,
+    one try; `args` add options and the question."""
+    binary = require_tool(tool)
+    timeout_opts = ["+time=2", "+tries=1"] if tool == "dig" else ["+time=2", "+retry=0"]
+    cmd = [binary, f"@{host}", "-p", str(port), "+norecurse", *timeout_opts, *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+    answer = _parse_tool_output(proc.stdout)
+    answer.text += proc.stderr  # kdig warns about truncation on stderr
+    return answer
