@@ -1,4 +1,7 @@
 import DNSResponder
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import NIOCore
 import NIOPosix
@@ -46,11 +49,11 @@ public final class DNSServerService: Service, Sendable {
         var channels: [(transport: Transport, channel: any Channel)] = []
         do {
             for address in configuration.listen {
-                let udp = try await makeUDP(address)
+                let udp = try await listening(.udp, address) { try await makeUDP(address) }
                 channels.append((.udp, udp))
                 // With port 0 the kernel picks one; TCP then takes the same number.
-                let port = udp.localAddress?.port ?? address.port
-                channels.append((.tcp, try await makeTCP(HostPort(host: address.host, port: port))))
+                let tcpAddress = HostPort(host: address.host, port: udp.localAddress?.port ?? address.port)
+                channels.append((.tcp, try await listening(.tcp, tcpAddress) { try await makeTCP(tcpAddress) }))
             }
         } catch {
             for c in channels { try? await c.channel.close() }
@@ -72,12 +75,29 @@ public final class DNSServerService: Service, Sendable {
         logger.notice("DNS listeners closed")
     }
 
+    /// Names the listener in bind errors ("cannot listen on udp [::]:53: ...").
+    private func listening(_ transport: Transport, _ address: HostPort, _ bind: () async throws -> any Channel) async throws -> any Channel {
+        do {
+            return try await bind()
+        } catch {
+            throw ListenError(transport: transport, address: address, underlying: error)
+        }
+    }
+
+    /// An IPv6 wildcard socket takes the IPv4 port too unless IPV6_V6ONLY is set; set it so
+    /// `--dns 0.0.0.0:53 --dns [::]:53` works, as NSD does.
+    private static func isIPv6(_ address: HostPort) -> Bool { address.host.contains(":") }
+
+    private static let v6onlyOption = ChannelOptions.Types.SocketOption(level: .init(IPPROTO_IPV6), name: .init(IPV6_V6ONLY))
+
     private func makeUDP(_ address: HostPort) async throws -> any Channel {
         let store = self.store
         let responder = configuration.responder
         let observer = self.observer
-        return try await DatagramBootstrap(group: group)
-            .channelOption(.socketOption(.so_reuseaddr), value: 1)
+        // No SO_REUSEADDR: on Linux it would let a second server share the UDP port unnoticed.
+        var bootstrap = DatagramBootstrap(group: group)
+        if Self.isIPv6(address) { bootstrap = bootstrap.channelOption(Self.v6onlyOption, value: 1) }
+        return try await bootstrap
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
@@ -93,8 +113,9 @@ public final class DNSServerService: Service, Sendable {
         let responder = configuration.responder
         let observer = self.observer
         let idle = configuration.tcpIdleTimeout
-        return try await ServerBootstrap(group: group)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+        var bootstrap = ServerBootstrap(group: group).serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+        if Self.isIPv6(address) { bootstrap = bootstrap.serverChannelOption(Self.v6onlyOption, value: 1) }
+        return try await bootstrap
             .serverChannelOption(.backlog, value: 256)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { channel in
@@ -107,6 +128,18 @@ public final class DNSServerService: Service, Sendable {
             }
             .bind(host: address.host, port: address.port)
             .get()
+    }
+}
+
+public struct ListenError: Error, CustomStringConvertible {
+    public var transport: Transport
+    public var address: HostPort
+    public var underlying: any Error
+
+    public var description: String {
+        var why = "\(underlying)"
+        if let io = underlying as? IOError { why = io.description }
+        return "cannot listen on \(transport.rawValue) \(address): \(why)"
     }
 }
 

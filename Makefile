@@ -1,0 +1,52 @@
+# srvd: `make run` serves zones/ on 127.0.0.1:1053; `make test` installs what the tests
+# need (apt and a Python venv, only when missing) and runs every test.
+SHELL := /bin/bash
+SWIFT ?= swift
+VENV := .venv
+PY := $(VENV)/bin/python
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+# Build needs libldns-dev; the integration tests ask srvd with dig, kdig and dnspython and
+# compare it with NSD.
+APT_PACKAGES := libldns-dev pkg-config bind9-dnsutils knot-dnsutils nsd python3-venv iproute2 procps
+SRVD := .build/debug/srvd
+
+.PHONY: all build run test unit integration deps deps-apt deps-python clean
+
+all: build
+
+build: deps-apt
+	$(SWIFT) build
+
+run: build
+	$(SRVD) serve --zones zones --data-dir data --dns 127.0.0.1:1053 --admin 127.0.0.1:8053
+
+test: deps
+	$(SWIFT) build --build-tests
+	$(MAKE) --no-print-directory unit integration
+
+unit:
+	$(SWIFT) test --skip-build
+
+integration:
+	SRVD_BIN=$(CURDIR)/$(SRVD) $(PY) -m pytest Tests/Integration -q -p no:cacheprovider
+
+deps: deps-apt deps-python
+
+# Installs only what is missing, quietly; a no-op on a prepared machine.
+deps-apt:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing: $$missing"; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+deps-python: $(VENV)/.installed
+
+$(VENV)/.installed: Tests/Integration/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r Tests/Integration/requirements.txt
+	touch $@
+
+clean:
+	rm -rf .build $(VENV) data
