@@ -13,6 +13,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         // libldns, found through pkg-config; only DNSZone's loader talks to it.
@@ -40,10 +45,34 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
+        // Member registration: what a member publishes, zone overlays. Pure logic.
+        .target(name: "Registration", dependencies: ["DNSWire", "DNSZone"]),
+        // Durable store for dynamic records and their change history (SQLite WAL via GRDB).
+        .target(
+            name: "SrvdStore",
+            dependencies: [
+                "DNSWire", "DNSZone", "Registration",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        // Admin HTTP API (Hummingbird), the registry that applies changes, metrics.
+        .target(
+            name: "SrvdAdmin",
+            dependencies: [
+                "DNSWire", "DNSZone", "DNSResponder", "DNSServer", "Registration", "SrvdStore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            resources: [.copy("openapi.yaml")]
+        ),
         .executableTarget(
             name: "srvd",
             dependencies: [
-                "DNSWire", "DNSZone", "DNSServer",
+                "DNSWire", "DNSZone", "DNSServer", "Registration", "SrvdStore", "SrvdAdmin",
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -53,8 +82,11 @@ let package = Package(
         .executableTarget(
             name: "srvctl",
             dependencies: [
-                "DNSWire",
+                "DNSWire", "Registration",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         .testTarget(name: "DNSWireTests", dependencies: ["DNSWire"]),
@@ -63,6 +95,16 @@ let package = Package(
             name: "DNSResponderTests",
             dependencies: ["DNSResponder", "DNSZone", "DNSWire"],
             resources: [.copy("Cases")]
+        ),
+        .testTarget(name: "RegistrationTests", dependencies: ["Registration", "DNSZone", "DNSWire"]),
+        .testTarget(name: "SrvdStoreTests", dependencies: ["SrvdStore", "Registration", "DNSZone", "DNSWire"]),
+        .testTarget(
+            name: "SrvdAdminTests",
+            dependencies: [
+                "SrvdAdmin", "SrvdStore", "Registration", "DNSServer", "DNSZone", "DNSWire",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
         ),
         .testTarget(
             name: "DNSServerTests",

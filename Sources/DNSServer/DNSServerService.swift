@@ -66,7 +66,7 @@ public final class DNSServerService: Service, Sendable {
         let bound = try await bind()
         let channels = bound.map(\.channel)
         for (transport, c) in bound {
-            logger.notice("serving DNS", metadata: ["transport": "\(transport.rawValue)", "address": "\(c.localAddress.map(describe) ?? "?")"])
+            logger.notice("serving DNS", metadata: ["transport": "\(transport.rawValue)", "address": "\(c.localAddress.map(describeAddress) ?? "?")"])
         }
         onBound?(channels.compactMap(\.localAddress))
         // Wait for SIGTERM/SIGINT (or cancellation), then stop accepting and close.
@@ -143,7 +143,8 @@ public struct ListenError: Error, CustomStringConvertible {
     }
 }
 
-func describe(_ address: SocketAddress) -> String {
+/// `127.0.0.1:53` / `[::1]:53`, as users write listening addresses.
+public func describeAddress(_ address: SocketAddress) -> String {
     guard let ip = address.ipAddress, let port = address.port else { return "\(address)" }
     return ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
 }

@@ -1,37 +1,48 @@
 import DNSZone
 import Logging
 import ServiceLifecycle
+import Synchronization
 import UnixSignals
 
 /// Builds snapshots from the zone folder and swaps them in. A file that fails to load keeps
 /// the zone it had before (as NSD does), so one bad edit never takes a zone off the air.
 public actor ZoneReloader {
     public let directory: ZoneDirectory
-    private let store: ZoneStore
     private let logger: Logger
-    /// Turns the file zones into what is served; the registration store overlays its
-    /// records here.
-    private let compose: @Sendable ([Zone]) -> ZoneSet
+    /// Hands each load's zones to whoever builds the served snapshot (the registry overlays
+    /// registered records). Loads are numbered so a slower, older one cannot win.
+    public typealias Publish = @Sendable (_ zones: [Zone], _ generation: UInt64) async -> Void
+    private let publish: Publish
+    private let onFailure: (@Sendable () -> Void)?
+    private var generation: UInt64 = 0
     private var zonesByFile: [String: Zone] = [:]
     private var fingerprint: [String: String] = [:]
     private var includedFiles: [String] = []
     public private(set) var failures = 0
     public private(set) var reloads = 0
 
-    public init(directory: ZoneDirectory, store: ZoneStore, logger: Logger, compose: @escaping @Sendable ([Zone]) -> ZoneSet = { ZoneSet($0) }) {
+    public init(directory: ZoneDirectory, logger: Logger, onFailure: (@Sendable () -> Void)? = nil, publish: @escaping Publish) {
         self.directory = directory
-        self.store = store
         self.logger = logger
-        self.compose = compose
+        self.onFailure = onFailure
+        self.publish = publish
+    }
+
+    /// Serves the file zones as they are.
+    public init(directory: ZoneDirectory, store: ZoneStore, logger: Logger) {
+        let latest = LatestGeneration()
+        self.init(directory: directory, logger: logger) { zones, generation in
+            latest.ifNewer(generation) { store.swap(ZoneSet(zones)) }
+        }
     }
 
     /// The first load: every file must be valid, or srvd does not start.
-    public func loadInitial() throws(ZoneErrors) {
+    public func loadInitial() async throws(ZoneErrors) {
         let fingerprintBefore = directory.fingerprint(extraFiles: [])
         let results = try directory.loadEach()
         let errors = results.flatMap(\.errors)
         if !errors.isEmpty { throw ZoneErrors(errors) }
-        install(results, fingerprintBefore: fingerprintBefore)
+        await install(results, fingerprintBefore: fingerprintBefore)
         for z in zonesByFile.values.sorted(by: { $0.origin.description < $1.origin.description }) {
             for w in z.warnings { logger.warning("\(w)") }
             logger.notice("loaded zone", metadata: ["zone": "\(z.origin)", "serial": "\(z.serial)", "records": "\(z.recordCount)"])
@@ -40,13 +51,14 @@ public actor ZoneReloader {
 
     /// Re-reads the folder. Returns true when every file loaded cleanly.
     @discardableResult
-    public func reload(reason: String) -> Bool {
+    public func reload(reason: String) async -> Bool {
         let fingerprintBefore = directory.fingerprint(extraFiles: includedFiles)
         var results: [ZoneDirectory.FileResult]
         do {
             results = try directory.loadEach()
         } catch {
             failures += 1
+            onFailure?()
             logger.error("reload failed, keeping the served zones", metadata: ["reason": "\(reason)", "error": "\(error)"])
             return false
         }
@@ -62,36 +74,51 @@ public actor ZoneReloader {
                 results[i].zone = old
             }
         }
-        if !ok { failures += 1 }
+        if !ok {
+            failures += 1
+            onFailure?()
+        }
         reloads += 1
-        install(results, fingerprintBefore: fingerprintBefore)
+        await install(results, fingerprintBefore: fingerprintBefore)
         logger.notice("zones reloaded", metadata: ["reason": "\(reason)", "zones": "\(zonesByFile.count)", "clean": "\(ok)"])
         return ok
     }
 
     /// Takes the loaded zones as the new file data and swaps in a snapshot. The fingerprint
     /// is the one taken *before* reading, so an edit made during the load triggers another.
-    private func install(_ results: [ZoneDirectory.FileResult], fingerprintBefore: [String: String]) {
+    private func install(_ results: [ZoneDirectory.FileResult], fingerprintBefore: [String: String]) async {
         var zones: [String: Zone] = [:]
         for r in results { if let z = r.zone { zones[r.file] = z } }
         zonesByFile = zones
         includedFiles = results.flatMap(\.includes)
         fingerprint = fingerprintBefore.merging(directory.fingerprint(extraFiles: includedFiles)) { a, _ in a }
-        store.swap(compose(Array(zones.values)))
-    }
-
-    /// Rebuilds the snapshot from the zones already loaded (after a change to the overlay).
-    public func recompose() {
-        store.swap(compose(Array(zonesByFile.values)))
+        generation += 1
+        await publish(Array(zones.values), generation)
     }
 
     /// The zones loaded from files, by origin.
     public var fileZones: [Zone] { Array(zonesByFile.values) }
 
     /// Reloads when the folder's fingerprint changed since the last load.
-    public func reloadIfChanged() {
+    public func reloadIfChanged() async {
         let now = directory.fingerprint(extraFiles: includedFiles)
-        if now != fingerprint { reload(reason: "zone folder changed") }
+        if now != fingerprint { await reload(reason: "zone folder changed") }
+    }
+}
+
+/// Remembers the newest load published, so an older one arriving late is dropped.
+public final class LatestGeneration: Sendable {
+    private let latest = Mutex<UInt64>(0)
+
+    public init() {}
+
+    /// Runs `body` if `generation` is newer than any seen before.
+    public func ifNewer(_ generation: UInt64, _ body: () -> Void) {
+        latest.withLock { last in
+            guard generation > last else { return }
+            last = generation
+            body()
+        }
     }
 }
 

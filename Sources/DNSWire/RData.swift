@@ -130,6 +130,14 @@ public enum RData: Hashable, Sendable {
         return value
     }
 
+    /// Decodes RDATA that stands alone (stored, or produced by another parser): uncompressed
+    /// and exactly `wire.count` octets long.
+    public static func decode(type: RRType, wire: [UInt8]) throws(WireError) -> RData {
+        // Put it behind a 12-octet stand-in header so offsets mean what they do in messages.
+        var reader = WireReader([UInt8](repeating: 0, count: 12) + wire, position: 12)
+        return try decode(type: type, from: &reader, length: wire.count)
+    }
+
     // MARK: Encoding
 
     /// Appends the RDATA (without RDLENGTH). Names are compressed only where RFC 3597 §4

@@ -96,8 +96,10 @@ public final class Zone: Sendable {
     public let negativeTTL: UInt32
     /// Warnings raised while building (data accepted but worth a look).
     public let warnings: [ZoneError]
+    /// The TTL for new records that name none: the zone file's `$TTL` (RFC 2308 §4).
+    public let defaultTTL: UInt32
 
-    fileprivate init(origin: DNSName, soa: SOAData, soaTTL: UInt32, apexNS: RRSet, nodes: [DNSName: Node], ownerOrder: [DNSName], warnings: [ZoneError]) {
+    fileprivate init(origin: DNSName, soa: SOAData, soaTTL: UInt32, apexNS: RRSet, nodes: [DNSName: Node], ownerOrder: [DNSName], warnings: [ZoneError], defaultTTL: UInt32) {
         self.origin = origin
         self.soa = soa
         self.soaTTL = soaTTL
@@ -106,6 +108,7 @@ public final class Zone: Sendable {
         self.ownerOrder = ownerOrder
         self.negativeTTL = min(soaTTL, soa.minimum)
         self.warnings = warnings
+        self.defaultTTL = defaultTTL
     }
 
     public var serial: UInt32 { soa.serial }
@@ -146,6 +149,7 @@ public final class Zone: Sendable {
 /// loading (RFC 1034 §4.2.1, RFC 1035 §5.2, RFC 2181 §10.1), collecting every error.
 public struct ZoneBuilder: Sendable {
     public let origin: DNSName
+    public let defaultTTL: UInt32
     private var nodes: [DNSName: Node] = [:]
     private var order: [DNSName] = []
     /// Where each RRset was first seen, for later whole-zone errors.
@@ -159,8 +163,9 @@ public struct ZoneBuilder: Sendable {
         var type: RRType
     }
 
-    public init(origin: DNSName) {
+    public init(origin: DNSName, defaultTTL: UInt32 = 3600) {
         self.origin = origin
+        self.defaultTTL = defaultTTL
         nodes[origin] = Node(name: origin)
         order.append(origin)
     }
@@ -262,6 +267,6 @@ public struct ZoneBuilder: Sendable {
         }
         return Zone(
             origin: origin, soa: soa, soaTTL: soaSet.ttl, apexNS: nsSet, nodes: nodes, ownerOrder: order,
-            warnings: warnings)
+            warnings: warnings, defaultTTL: defaultTTL)
     }
 }

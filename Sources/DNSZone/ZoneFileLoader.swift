@@ -28,6 +28,8 @@ public enum ZoneFileLoader {
         public var records: [(ResourceRecord, SourceLocation)]
         /// Every file read (the zone file and its includes), for change detection.
         public var files: [String]
+        /// The `$TTL` in effect at the first record.
+        public var defaultTTL: UInt32
     }
 
     /// The zone name a file name implies: `lab.example.zone` is `lab.example.`.
@@ -44,7 +46,7 @@ public enum ZoneFileLoader {
     /// errors are reported together, so one run shows everything to fix.
     public static func loadZone(path: String, origin: DNSName? = nil) throws(ZoneErrors) -> (Zone, ParsedFile) {
         let (parsed, syntaxErrors) = try parseCollectingErrors(path: path, origin: origin)
-        var builder = ZoneBuilder(origin: parsed.origin)
+        var builder = ZoneBuilder(origin: parsed.origin, defaultTTL: parsed.defaultTTL)
         for (rr, loc) in parsed.records { builder.add(rr, at: loc) }
         let zone: Zone
         do {
@@ -71,7 +73,10 @@ public enum ZoneFileLoader {
         }
         var state = ParseState(origin: initial)
         state.parseFile(path: path, origin: initial, depth: 0, includedFrom: nil)
-        return (ParsedFile(origin: state.zoneOrigin ?? initial, records: state.records, files: state.files), state.errors)
+        let parsed = ParsedFile(
+            origin: state.zoneOrigin ?? initial, records: state.records, files: state.files,
+            defaultTTL: state.firstTTL ?? state.ttl)
+        return (parsed, state.errors)
     }
 
     /// Parses master-file text (records and directives) that did not come from a file:
@@ -92,6 +97,8 @@ private struct ParseState {
     var ttl: UInt32 = ZoneFileLoader.defaultTTL
     /// The origin in effect at the first record: the zone's name.
     var zoneOrigin: DNSName?
+    /// The default TTL in effect at the first record.
+    var firstTTL: UInt32?
     var records: [(ResourceRecord, SourceLocation)] = []
     var errors: [ZoneError] = []
     var files: [String] = []
@@ -290,7 +297,10 @@ private struct ParseState {
                 case LDNS_STATUS_OK:
                     guard let rr else { continue }
                     defer { ldns_rr_free(rr) }
-                    if zoneOrigin == nil, let o = ldnsOrigin, let name = Self.name(from: o) { zoneOrigin = name }
+                    if zoneOrigin == nil, let o = ldnsOrigin, let name = Self.name(from: o) {
+                        zoneOrigin = name
+                        firstTTL = ttl
+                    }
                     switch Self.convert(rr) {
                     case .success(let record):
                         records.append((record, loc))

@@ -3,8 +3,13 @@ import DNSResponder
 import DNSServer
 import DNSWire
 import DNSZone
+import Hummingbird
 import Logging
+import Metrics
 import NIOCore
+import Prometheus
+import SrvdAdmin
+import SrvdStore
 import ServiceLifecycle
 import UnixSignals
 
@@ -13,6 +18,8 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+
+let srvdVersion = "0.1.0"
 
 @main
 struct Srvd: AsyncParsableCommand {
@@ -23,6 +30,7 @@ struct Srvd: AsyncParsableCommand {
             Serves the RFC 1035 zone files of a folder over UDP and TCP. Reload with SIGHUP; \
             changes to the folder are picked up on their own.
             """,
+        version: srvdVersion,
         subcommands: [Serve.self, CheckZone.self],
         defaultSubcommand: Serve.self
     )
@@ -49,8 +57,11 @@ struct Serve: AsyncParsableCommand {
     @Option(help: ArgumentHelp("DNS address HOST:PORT for UDP and TCP; repeat for more ([::1]:1053 for IPv6).", valueName: "host:port"))
     var dns: [HostPort] = []
 
-    @Option(help: ArgumentHelp("Admin HTTP API address.", valueName: "host:port"))
+    @Option(help: ArgumentHelp("Admin HTTP API address (keep it on loopback: it has no TLS yet).", valueName: "host:port"))
     var admin: HostPort = HostPort(host: "127.0.0.1", port: 8053)
+
+    @Option(name: .customLong("admin-token-file"), help: "File holding the API's bearer token (default: DATA_DIR/admin.token, created on first start).")
+    var adminTokenFile: String?
 
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: LogLevelArgument = .info
@@ -84,8 +95,41 @@ struct Serve: AsyncParsableCommand {
             throw CleanExit.message("srvd: cannot create data folder \(dataDir): \(String(cString: strerror(errno)))")
         }
 
-        let store = ZoneStore()
-        let reloader = ZoneReloader(directory: ZoneDirectory(path: zones), store: store, logger: logger)
+        let store: RegistrationStore
+        do {
+            store = try RegistrationStore(directory: dataDir)
+        } catch {
+            logger.critical("\(error)")
+            throw ExitCode(74)  // EX_IOERR
+        }
+        let token: AdminToken
+        do {
+            if let adminTokenFile {
+                token = try AdminToken.read(adminTokenFile)
+            } else {
+                let (t, path, created) = try AdminToken.loadOrCreate(dataDir: dataDir)
+                token = t
+                if created { logger.notice("created the admin API token", metadata: ["file": "\(path)"]) }
+            }
+        } catch {
+            logger.critical("\(error)")
+            throw ExitCode(78)  // EX_CONFIG
+        }
+
+        let prometheus = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: prometheus))
+        let metrics = SrvdMetrics(registry: prometheus)
+        let zoneStore = ZoneStore()
+        let registry: Registry
+        do {
+            registry = try Registry(store: store, zoneStore: zoneStore, logger: logger, metrics: metrics)
+        } catch {
+            logger.critical("\(error)")
+            throw ExitCode(74)
+        }
+        let reloader = ZoneReloader(directory: ZoneDirectory(path: zones), logger: logger, onFailure: { metrics.reloadFailed() }) {
+            zones, generation in await registry.filesLoaded(zones, generation: generation)
+        }
         do {
             try await reloader.loadInitial()
         } catch {
@@ -94,20 +138,37 @@ struct Serve: AsyncParsableCommand {
             throw ExitCode(65)  // EX_DATAERR
         }
 
+        let info = ServerInfo(version: srvdVersion)
         let server = DNSServerService(
             configuration: DNSServerConfiguration(
                 listen: listen, tcpIdleTimeout: .seconds(Int64(tcpIdleTimeout)),
                 responder: Responder(maxUDPPayload: UInt16(maxUDPPayload))),
-            store: store, logger: logger)
+            store: zoneStore, logger: logger,
+            observer: { response, transport in metrics.queryAnswered(response, transport) },
+            onBound: { addresses in info.dns = Array(Set(addresses.map(describeAddress))).sorted() })
         let reloads = ZoneReloadService(
             reloader: reloader, watchInterval: watchInterval > 0 ? .milliseconds(Int64(watchInterval * 1000)) : nil)
+        if !isLoopback(admin.host) {
+            logger.warning("the admin API is reachable beyond this machine and has no TLS; anyone who sees the token can change zones", metadata: ["address": "\(admin)"])
+        }
+        let api = Application(
+            router: AdminAPI.router(registry: registry, token: token, metrics: metrics, info: info),
+            configuration: ApplicationConfiguration(address: .hostname(admin.host, port: admin.port), serverName: "srvd"),
+            onServerRunning: { channel in
+                logger.notice("serving the admin API", metadata: ["address": "\(channel.localAddress.map(describeAddress) ?? "?")"])
+            },
+            logger: logger)
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: [.init(service: server), .init(service: reloads)],
+                services: [.init(service: server), .init(service: reloads), .init(service: api)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await group.run()
     }
+}
+
+func isLoopback(_ host: String) -> Bool {
+    host == "localhost" || host == "::1" || host.hasPrefix("127.")
 }
 
 struct CheckZone: ParsableCommand {

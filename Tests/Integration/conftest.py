@@ -50,8 +50,11 @@ T = TypeVar("T")
 # --------------------------------------------------------------------------- generic
 
 
-def wait_until(probe: Callable[[], T], timeout: float = 10.0, interval: float = 0.05, what: str = "condition") -> T:
-    """Polls `probe` until it returns something truthy; fails the test at the deadline."""
+def wait_until(
+    probe: Callable[[], T], timeout: float = 10.0, interval: float = 0.05, what: str | Callable[[], str] = "condition"
+) -> T:
+    """Polls `probe` until it returns something truthy; fails the test at the deadline.
+    `what` describes the wait in the failure message (a callable is called only then)."""
     deadline = time.monotonic() + timeout
     last_error: BaseException | None = None
     while True:
@@ -63,7 +66,7 @@ def wait_until(probe: Callable[[], T], timeout: float = 10.0, interval: float = 
             last_error = e
         if time.monotonic() >= deadline:
             detail = f" (last error: {last_error!r})" if last_error else ""
-            pytest.fail(f"timed out after {timeout}s waiting for {what}{detail}")
+            pytest.fail(f"timed out after {timeout}s waiting for {what() if callable(what) else what}{detail}")
         time.sleep(interval)
 
 
@@ -81,6 +84,23 @@ def free_port(host: str = V4) -> int:
                 continue
             return port
     raise RuntimeError("no free port found")
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    """Linux: the child gets SIGKILL if pytest itself dies, so no server outlives a crashed
+    or killed test run."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def spawn(cmd: list[str], log_path: Path) -> subprocess.Popen:
+    """Starts a server with stdout and stderr appended to `log_path`."""
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, preexec_fn=_die_with_parent)
 
 
 def terminate(proc: subprocess.Popen, timeout: float = 10.0) -> int:
@@ -169,6 +189,9 @@ class Srvd:
         cmd = [self.binary, "serve", "--zones", str(self.zones), "--data-dir", str(self.data)]
         for address in self.listen:
             cmd += ["--dns", address]
+        # The admin API defaults to 127.0.0.1:8053; a kernel-chosen port lets several srvd
+        # instances run side by side.
+        cmd += ["--admin", f"{V4}:0"]
         cmd += [
             "--tcp-idle-timeout", str(self.tcp_idle_timeout),
             "--watch-interval", str(self.watch_interval),
@@ -178,11 +201,7 @@ class Srvd:
 
     def spawn(self) -> subprocess.Popen:
         self.log_path.write_text("")
-        log = open(self.log_path, "ab")
-        try:
-            self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-        finally:
-            log.close()
+        self.proc = spawn(self.command(), self.log_path)
         return self.proc
 
     def start(self) -> "Srvd":
@@ -194,7 +213,7 @@ class Srvd:
             self._parse_listeners()
             return len(self.udp_ports) == len(self.listen) and len(self.tcp_ports) == len(self.listen)
 
-        wait_until(bound, START_TIMEOUT, what=f"srvd to listen on {self.listen}; log:\n{self.log()}")
+        wait_until(bound, START_TIMEOUT, what=lambda: f"srvd to listen on {self.listen}; log:\n{self.log()}")
         return self
 
     def _parse_listeners(self) -> None:
@@ -292,9 +311,11 @@ def lab_srvd(srvd_bin: str, tmp_path_factory: pytest.TempPathFactory):
         s.stop()
 
 
-def run_srvd(srvd_bin: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+def run_srvd(srvd_bin: str, *args: str, timeout: float = 60, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Runs srvd to completion (check-zone, or a serve that must fail)."""
-    return subprocess.run([srvd_bin, *args], capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [srvd_bin, *args], capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, cwd=cwd
+    )
 
 
 # --------------------------------------------------------------------------- NSD
@@ -343,11 +364,7 @@ class Nsd:
             text = NSD_CONF.format(host=V4, port=self.port, dir=self.workdir)
             text += "".join(NSD_ZONE.format(name=n, file=f"{n}.zone") for n in self.zones)
             conf.write_text(text)
-            log = open(self.workdir / "nsd.stderr", "ab")
-            try:
-                self.proc = subprocess.Popen([binary, "-c", str(conf), "-d"], stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-            finally:
-                log.close()
+            self.proc = spawn([binary, "-c", str(conf), "-d"], self.workdir / "nsd.stderr")
             if self._wait_ready():
                 return self
             terminate(self.proc)

@@ -1,0 +1,169 @@
+import DNSWire
+
+/// The JSON body of `PUT /v1/zones/{zone}/members/{name}`: what a member says about itself.
+/// Fields are optional here so that a missing one is reported by name, not as a decoding
+/// failure.
+public struct MemberSpec: Codable, Sendable, Equatable {
+    public var addresses: [String]?
+    public var peerPort: Int?
+    public var clientPort: Int?
+    public var tls: Bool?
+    public var service: String?
+    public var ttl: Int?
+
+    public init(addresses: [String]? = nil, peerPort: Int? = nil, clientPort: Int? = nil, tls: Bool? = nil, service: String? = nil, ttl: Int? = nil) {
+        self.addresses = addresses
+        self.peerPort = peerPort
+        self.clientPort = clientPort
+        self.tls = tls
+        self.service = service
+        self.ttl = ttl
+    }
+}
+
+/// A value that is not acceptable, with the field to blame (the API's `field`).
+public struct FieldError: Error, Equatable, Sendable, CustomStringConvertible {
+    public var message: String
+    public var field: String?
+
+    public init(_ message: String, field: String? = nil) {
+        self.message = message
+        self.field = field
+    }
+
+    public var description: String { message }
+}
+
+/// A validated member of a cluster in one zone.
+public struct Member: Sendable, Equatable {
+    public var zone: DNSName
+    /// The member's own name, `name.zone.`, which gets the A/AAAA records.
+    public var name: DNSName
+    public var ipv4: [IPv4Address]
+    public var ipv6: [IPv6Address]
+    public var peerPort: UInt16
+    public var clientPort: UInt16
+    public var tls: Bool
+    public var service: String?
+    public var ttl: UInt32
+
+    /// The defaults etcd uses (etcd's clustering guide): peers on 2380, clients on 2379.
+    public static let defaultPeerPort = 2380
+    public static let defaultClientPort = 2379
+
+    /// The label `etcd --discovery-srv` looks up for peers (etcd's GetSRVService): `-ssl`
+    /// when peers use TLS, then `-SERVICE` for `--discovery-srv-name SERVICE`.
+    public static func serverLabel(tls: Bool, service: String?) -> String {
+        "_etcd-server" + (tls ? "-ssl" : "") + (service.map { "-" + $0 } ?? "")
+    }
+
+    /// The label clients (`etcdctl --discovery-srv`) look up.
+    public static func clientLabel(tls: Bool, service: String?) -> String {
+        "_etcd-client" + (tls ? "-ssl" : "") + (service.map { "-" + $0 } ?? "")
+    }
+
+    /// `_etcd-server[-ssl][-SERVICE]._tcp.zone.`
+    public static func serverOwner(zone: DNSName, tls: Bool, service: String?) -> DNSName {
+        try! DNSName(labels: [Array(serverLabel(tls: tls, service: service).utf8), Array("_tcp".utf8)]).appending(zone)
+    }
+
+    public static func clientOwner(zone: DNSName, tls: Bool, service: String?) -> DNSName {
+        try! DNSName(labels: [Array(clientLabel(tls: tls, service: service).utf8), Array("_tcp".utf8)]).appending(zone)
+    }
+
+    public var serverOwner: DNSName { Self.serverOwner(zone: zone, tls: tls, service: service) }
+    public var clientOwner: DNSName { Self.clientOwner(zone: zone, tls: tls, service: service) }
+
+    /// Longest service name whose SRV label still fits in 63 octets (`_etcd-server-ssl-`
+    /// takes 17).
+    public static let maxServiceLength = DNSName.maxLabelLength - 17
+
+    /// The member name from the URL: relative to the zone (`infra0`), or absolute with a
+    /// trailing dot and inside the zone (`infra0.lab.example.`). It must lie strictly below
+    /// the apex.
+    public static func memberName(_ text: String, zone: DNSName) throws(FieldError) -> DNSName {
+        guard !text.isEmpty else { throw FieldError("the member name is empty", field: "name") }
+        let name: DNSName
+        do {
+            name = try DNSName(text, origin: zone)
+        } catch {
+            throw FieldError("\(text) is not a valid DNS name: \(error)", field: "name")
+        }
+        guard name.isSubdomain(of: zone), name != zone else {
+            throw FieldError("\(name) is not below the zone \(zone)", field: "name")
+        }
+        return name
+    }
+
+    /// Validates a spec for `name` in `zone`. `defaultTTL` is the zone's default TTL.
+    public init(zone: DNSName, name nameText: String, spec: MemberSpec, defaultTTL: UInt32) throws(FieldError) {
+        self.zone = zone
+        self.name = try Self.memberName(nameText, zone: zone)
+        guard let addresses = spec.addresses, !addresses.isEmpty else {
+            throw FieldError("addresses must list at least one IPv4 or IPv6 address", field: "addresses")
+        }
+        var v4: [IPv4Address] = []
+        var v6: [IPv6Address] = []
+        for (i, a) in addresses.enumerated() {
+            if let ip = IPv4Address(a) {
+                if !v4.contains(ip) { v4.append(ip) }
+            } else if let ip = IPv6Address(a) {
+                if !v6.contains(ip) { v6.append(ip) }
+            } else {
+                throw FieldError("\"\(a)\" is not an IPv4 or IPv6 address", field: "addresses[\(i)]")
+            }
+        }
+        ipv4 = v4
+        ipv6 = v6
+        peerPort = try Self.port(spec.peerPort ?? Self.defaultPeerPort, field: "peerPort")
+        clientPort = try Self.port(spec.clientPort ?? Self.defaultClientPort, field: "clientPort")
+        tls = spec.tls ?? false
+        if let s = spec.service {
+            // One label that etcd appends after a hyphen: letters, digits, hyphens.
+            guard !s.isEmpty, s.count <= Self.maxServiceLength,
+                s.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || $0 == 45 })
+            else {
+                throw FieldError("service must be one DNS label of 1-\(Self.maxServiceLength) letters, digits or hyphens", field: "service")
+            }
+            service = s
+        } else {
+            service = nil
+        }
+        if let t = spec.ttl {
+            // RFC 2181 §8: TTLs are 0 to 2^31 - 1.
+            guard t >= 0, t <= Int(Int32.max) else { throw FieldError("ttl must be between 0 and 2147483647", field: "ttl") }
+            ttl = UInt32(t)
+        } else {
+            ttl = defaultTTL
+        }
+    }
+
+    private static func port(_ p: Int, field: String) throws(FieldError) -> UInt16 {
+        guard (1...65535).contains(p) else { throw FieldError("\(field) must be between 1 and 65535", field: field) }
+        return UInt16(p)
+    }
+
+    /// Everything the member publishes, in one list: its addresses and its two SRV records.
+    public var records: [ResourceRecord] {
+        var out: [ResourceRecord] = []
+        for a in ipv4 { out.append(ResourceRecord(name: name, type: .a, ttl: ttl, rdata: .a(a))) }
+        for a in ipv6 { out.append(ResourceRecord(name: name, type: .aaaa, ttl: ttl, rdata: .aaaa(a))) }
+        out.append(ResourceRecord(name: serverOwner, type: .srv, ttl: ttl, rdata: .srv(SRVData(priority: 0, weight: 0, port: peerPort, target: name))))
+        out.append(ResourceRecord(name: clientOwner, type: .srv, ttl: ttl, rdata: .srv(SRVData(priority: 0, weight: 0, port: clientPort, target: name))))
+        return out
+    }
+
+    /// The spec as stored and returned: complete, with defaults filled in.
+    public var spec: MemberSpec {
+        MemberSpec(
+            addresses: ipv4.map(\.description) + ipv6.map(\.description), peerPort: Int(peerPort),
+            clientPort: Int(clientPort), tls: tls, service: service, ttl: Int(ttl))
+    }
+
+    /// The name as the API shows it: relative to the zone.
+    public var relativeName: String {
+        let all = name.description
+        let suffix = "." + zone.description
+        return all.hasSuffix(suffix) ? String(all.dropLast(suffix.count)) : all
+    }
+}

@@ -1,0 +1,113 @@
+import DNSWire
+import DNSZone
+
+/// Identifies one RRset in a zone.
+public struct RRSetKey: Hashable, Sendable, Comparable, CustomStringConvertible {
+    public var owner: DNSName
+    public var type: RRType
+
+    public init(owner: DNSName, type: RRType) {
+        self.owner = owner
+        self.type = type
+    }
+
+    public static func < (a: RRSetKey, b: RRSetKey) -> Bool {
+        let an = a.owner.lowercased().description
+        let bn = b.owner.lowercased().description
+        return an != bn ? an < bn : a.type < b.type
+    }
+
+    public var description: String { "\(owner) \(type)" }
+}
+
+/// What the API adds to one zone on top of its file: whole RRsets set through the records
+/// API (an empty set hides the file's RRset) and members, each of which owns its address
+/// RRsets and contributes one record to each of two shared SRV RRsets.
+///
+/// The served zone is file → API RRsets → members. Member-owned RRsets cannot be changed
+/// through the records API (the API answers 409), so the layers never fight over a record.
+public struct ZoneOverlay: Sendable, Equatable {
+    public var members: [DNSName: Member] = [:]
+    public var rrsets: [RRSetKey: RRSet] = [:]
+    /// The serial of the last accepted change; the served serial is the later of this and
+    /// the file's (RFC 1982 order).
+    public var serial: UInt32?
+
+    public init(members: [DNSName: Member] = [:], rrsets: [RRSetKey: RRSet] = [:], serial: UInt32? = nil) {
+        self.members = members
+        self.rrsets = rrsets
+        self.serial = serial
+    }
+
+    /// Which members publish records into each RRset.
+    public var memberOwnedRRSets: [RRSetKey: [DNSName]] {
+        var out: [RRSetKey: [DNSName]] = [:]
+        for m in members.values {
+            for rr in m.records {
+                let key = RRSetKey(owner: rr.name, type: rr.type)
+                if !(out[key]?.contains(m.name) ?? false) { out[key, default: []].append(m.name) }
+            }
+        }
+        return out
+    }
+
+    /// The served zone: the file zone with this overlay applied. Throws the zone rules the
+    /// loader enforces (CNAME alone at its name, data inside the zone, ...).
+    public func apply(to file: Zone) throws(ZoneErrors) -> Zone {
+        var builder = ZoneBuilder(origin: file.origin, defaultTTL: file.defaultTTL)
+        let serial = Serial.later(file.serial, self.serial ?? file.serial)
+        for set in file.allRRSets {
+            let key = RRSetKey(owner: set.name, type: set.type)
+            if rrsets[key] != nil { continue }
+            if (set.type == .a || set.type == .aaaa), members[set.name] != nil { continue }
+            if set.type == .soa, case .soa(var soa) = set.rdatas[0] {
+                soa.serial = serial
+                builder.add(ResourceRecord(name: set.name, type: .soa, ttl: set.ttl, rdata: .soa(soa)))
+                continue
+            }
+            for rr in set.records { builder.add(rr) }
+        }
+        for key in rrsets.keys.sorted() {
+            for rr in rrsets[key]!.records { builder.add(rr) }
+        }
+        for name in members.keys.sorted(by: { $0.lowercased().description < $1.lowercased().description }) {
+            for rr in members[name]!.records { builder.add(rr) }
+        }
+        return try builder.build()
+    }
+}
+
+/// RFC 1982 serial number arithmetic for 32-bit SOA serials.
+public enum Serial {
+    /// True when `a` comes after `b` (RFC 1982 §3.2).
+    public static func isAfter(_ a: UInt32, _ b: UInt32) -> Bool {
+        (a < b && b - a > 0x8000_0000) || (a > b && a - b < 0x8000_0000)
+    }
+
+    public static func later(_ a: UInt32, _ b: UInt32) -> UInt32 {
+        isAfter(b, a) ? b : a
+    }
+
+    /// The next serial (RFC 1982 §3.1 addition), skipping 0, which some tools treat as unset.
+    public static func next(_ s: UInt32) -> UInt32 {
+        let n = s &+ 1
+        return n == 0 ? 1 : n
+    }
+}
+
+/// The records that differ between two versions of a zone at some owners: what an IXFR
+/// (RFC 1995 §4) needs to go from one serial to the next. The SOA is left out: it changes
+/// with every version anyway.
+public func zoneDifference(from old: Zone?, to new: Zone, owners: [DNSName]) -> (removed: [ResourceRecord], added: [ResourceRecord]) {
+    var removed: [ResourceRecord] = []
+    var added: [ResourceRecord] = []
+    var seen = Set<DNSName>()
+    for owner in owners where seen.insert(owner).inserted {
+        let before = Set(old?.nodes[owner]?.rrsets.filter { $0.type != .soa }.flatMap(\.records) ?? [])
+        let after = Set(new.nodes[owner]?.rrsets.filter { $0.type != .soa }.flatMap(\.records) ?? [])
+        // A TTL change is a removal and an addition.
+        removed += before.subtracting(after).sorted { $0.description < $1.description }
+        added += after.subtracting(before).sorted { $0.description < $1.description }
+    }
+    return (removed, added)
+}

@@ -1,0 +1,66 @@
+import DNSResponder
+import DNSWire
+import DNSZone
+import Prometheus
+import Synchronization
+
+/// srvd's own metrics, kept in a Prometheus registry that `/metrics` renders. The srvd
+/// executable also points swift-metrics at the same registry, so library metrics land
+/// there too.
+public final class SrvdMetrics: Sendable {
+    public let registry: PrometheusCollectorRegistry
+
+    private struct QueryKey: Hashable {
+        var transport: Transport
+        var rcode: UInt16
+        var qtype: String
+    }
+
+    private let queryCounters = Mutex<[QueryKey: Counter]>([:])
+    private let reloadFailures: Counter
+
+    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+        self.registry = registry
+        reloadFailures = registry.makeCounter(name: "srvd_zone_reload_failures_total", help: "Zone loads that were rejected and kept the previous data.")
+    }
+
+    /// Types with a label of their own; everything else counts as "other" so a scanner
+    /// cannot create 65536 time series.
+    private static let labelledTypes: Set<RRType> = [.a, .aaaa, .srv, .ns, .soa, .cname, .mx, .txt, .ptr, .any, .ds, .caa, .https, .svcb, .axfr, .ixfr, .dnskey]
+
+    public func queryAnswered(_ response: Response, _ transport: Transport) {
+        let qtype = response.qtype.map { Self.labelledTypes.contains($0) ? $0.description : "other" } ?? "none"
+        let key = QueryKey(transport: transport, rcode: response.rcode.rawValue, qtype: qtype)
+        let counter = queryCounters.withLock { counters in
+            if let c = counters[key] { return c }
+            let c = registry.makeCounter(
+                name: "srvd_dns_queries_total",
+                labels: [("transport", transport.rawValue), ("rcode", response.rcode.description), ("qtype", qtype)],
+                help: "DNS responses sent, by transport, response code and question type.")
+            counters[key] = c
+            return c
+        }
+        counter.increment()
+    }
+
+    public func registration(_ result: String) {
+        registry.makeCounter(name: "srvd_registrations_total", labels: [("result", result)], help: "Member registrations accepted, by result (created, replaced, deleted).").increment()
+    }
+
+    public func reloadFailed() {
+        reloadFailures.increment()
+    }
+
+    public func zoneServed(_ zone: Zone) {
+        let labels = [("zone", zone.origin.description)]
+        registry.makeGauge(name: "srvd_zone_serial", labels: labels, help: "SOA serial of each served zone.").set(Double(zone.serial))
+        registry.makeGauge(name: "srvd_zone_records", labels: labels, help: "Records served in each zone.").set(Double(zone.recordCount))
+    }
+
+    /// The Prometheus text exposition format.
+    public func render() -> [UInt8] {
+        var out: [UInt8] = []
+        registry.emit(into: &out)
+        return out
+    }
+}

@@ -1,0 +1,320 @@
+import DNSServer
+import DNSWire
+import DNSZone
+import Logging
+import NIOCore
+import NIOPosix
+import Registration
+import SrvdStore
+
+/// An API failure: the HTTP status, one sentence, and the field to blame if there is one.
+public struct APIError: Error, Equatable, Sendable {
+    public var status: Int
+    public var message: String
+    public var field: String?
+
+    public init(_ status: Int, _ message: String, field: String? = nil) {
+        self.status = status
+        self.message = message
+        self.field = field
+    }
+
+    static func badRequest(_ e: FieldError) -> APIError { APIError(400, e.message, field: e.field) }
+}
+
+/// Where a served RRset comes from, as the records listing shows it.
+public enum RRSetSource: String, Sendable, Codable {
+    case file, api, member
+}
+
+/// The dynamic side of srvd: the zones from files, the overlay from the store, and the
+/// snapshot served from both. Every change goes through here, one at a time: validate,
+/// build the new zone, commit durably, swap the snapshot, and only then answer.
+///
+/// The actor runs on a thread of its own, so the fsync inside a commit blocks nothing else
+/// (neither DNS nor the HTTP server) and changes are applied strictly in turn.
+public actor Registry {
+    private let store: RegistrationStore
+    private let zoneStore: ZoneStore
+    private let logger: Logger
+    private let metrics: SrvdMetrics
+    private let thread: any EventLoop
+    private var fileZones: [DNSName: Zone] = [:]
+    private var overlays: [DNSName: ZoneOverlay]
+    private var served: [DNSName: Zone] = [:]
+    private var fileGeneration: UInt64 = 0
+
+    public nonisolated var unownedExecutor: UnownedSerialExecutor {
+        thread.executor.asUnownedSerialExecutor()
+    }
+
+    public init(store: RegistrationStore, zoneStore: ZoneStore, logger: Logger, metrics: SrvdMetrics, thread: any EventLoop = MultiThreadedEventLoopGroup(numberOfThreads: 1).next()) throws(StoreError) {
+        self.store = store
+        self.zoneStore = zoneStore
+        self.logger = logger
+        self.metrics = metrics
+        self.thread = thread
+        self.overlays = try store.loadOverlays()
+    }
+
+    // MARK: Files
+
+    /// Takes newly loaded file zones, composes them with the overlay and swaps the snapshot.
+    /// A zone whose overlay no longer fits its file (say the file now has a CNAME where a
+    /// member's address is) keeps what it served before; at start-up it is served from the
+    /// file alone until fixed. Both are logged as errors.
+    public func filesLoaded(_ zones: [Zone], generation: UInt64) {
+        guard generation > fileGeneration else { return }
+        fileGeneration = generation
+        var files: [DNSName: Zone] = [:]
+        for z in zones { files[z.origin] = z }
+        var next: [DNSName: Zone] = [:]
+        for (origin, file) in files {
+            guard let overlay = overlays[origin] else {
+                next[origin] = file
+                continue
+            }
+            do {
+                next[origin] = try overlay.apply(to: file)
+            } catch {
+                metrics.reloadFailed()
+                if let previous = served[origin] {
+                    logger.error("zone file conflicts with registered records; keeping the zone served before", metadata: ["zone": "\(origin)", "error": "\(error)"])
+                    next[origin] = previous
+                } else {
+                    logger.error("zone file conflicts with registered records; serving the file alone", metadata: ["zone": "\(origin)", "error": "\(error)"])
+                    next[origin] = file
+                }
+            }
+        }
+        for origin in overlays.keys where files[origin] == nil {
+            logger.warning("registered records for a zone that has no zone file; not served", metadata: ["zone": "\(origin)"])
+        }
+        fileZones = files
+        served = next
+        publish()
+    }
+
+    private func publish() {
+        zoneStore.swap(ZoneSet(Array(served.values)))
+        for z in served.values { metrics.zoneServed(z) }
+    }
+
+    // MARK: Reading
+
+    public struct ZoneSummary: Sendable {
+        public var zone: Zone
+        public var members: Int
+    }
+
+    public func zones() -> [ZoneSummary] {
+        served.values.sorted { $0.origin.description < $1.origin.description }.map {
+            ZoneSummary(zone: $0, members: overlays[$0.origin]?.members.count ?? 0)
+        }
+    }
+
+    public func zone(_ text: String) throws(APIError) -> Zone {
+        try served[zoneName(text)]!
+    }
+
+    /// Every served RRset with where it comes from, owners sorted canonically-ish.
+    public func records(zone text: String) throws(APIError) -> (Zone, [(RRSet, RRSetSource)]) {
+        let origin = try zoneName(text)
+        let zone = served[origin]!
+        let overlay = overlays[origin] ?? ZoneOverlay()
+        let owned = overlay.memberOwnedRRSets
+        var out: [(RRSet, RRSetSource)] = []
+        for set in zone.allRRSets {
+            let key = RRSetKey(owner: set.name, type: set.type)
+            let source: RRSetSource = owned[key] != nil ? .member : (overlay.rrsets[key] != nil ? .api : .file)
+            out.append((set, source))
+        }
+        return (zone, out)
+    }
+
+    public func members(zone text: String) throws(APIError) -> [Member] {
+        let origin = try zoneName(text)
+        return (overlays[origin]?.members.values.map { $0 } ?? []).sorted { $0.name.description < $1.name.description }
+    }
+
+    public func member(zone text: String, name: String) throws(APIError) -> Member {
+        let origin = try zoneName(text)
+        let memberName: DNSName
+        do { memberName = try Member.memberName(name, zone: origin) } catch { throw .badRequest(error) }
+        guard let m = overlays[origin]?.members[memberName] else {
+            throw APIError(404, "no member \(memberName) in zone \(origin)")
+        }
+        return m
+    }
+
+    // MARK: Changes
+
+    /// Registers or replaces a member. Returns it and whether it is new.
+    public func putMember(zone text: String, name: String, spec: MemberSpec) throws(APIError) -> (Member, created: Bool) {
+        let origin = try zoneName(text)
+        let file = fileZones[origin]!
+        let member: Member
+        do { member = try Member(zone: origin, name: name, spec: spec, defaultTTL: file.defaultTTL) } catch { throw .badRequest(error) }
+        var overlay = overlays[origin] ?? ZoneOverlay()
+        let previous = overlay.members[member.name]
+        if previous == member { return (member, false) }
+        // Records set through the records API at the member's own RRsets would be hidden
+        // by the member; refuse rather than leave two truths.
+        for rr in member.records where rr.type != .srv {
+            if let set = overlay.rrsets[RRSetKey(owner: rr.name, type: rr.type)], !set.rdatas.isEmpty {
+                throw APIError(409, "\(rr.name) \(rr.type) was set through the records API; delete it there first", field: "name")
+            }
+        }
+        overlay.members[member.name] = member
+        let owners = [member.name] + [member.serverOwner, member.clientOwner] + (previous.map { [$0.serverOwner, $0.clientOwner] } ?? [])
+        try apply(origin, overlay, owners: owners, operation: .putMember(member))
+        metrics.registration(previous == nil ? "created" : "replaced")
+        return (member, previous == nil)
+    }
+
+    public func deleteMember(zone text: String, name: String) throws(APIError) {
+        let origin = try zoneName(text)
+        let member = try self.member(zone: text, name: name)
+        var overlay = overlays[origin]!
+        overlay.members[member.name] = nil
+        try apply(origin, overlay, owners: [member.name, member.serverOwner, member.clientOwner], operation: .deleteMember(member.name))
+        metrics.registration("deleted")
+    }
+
+    /// Replaces one RRset with records given in presentation format.
+    public func putRRSet(zone text: String, owner ownerText: String, type typeText: String, ttl: Int?, rdata: [String]?) throws(APIError) -> (RRSet, created: Bool) {
+        let origin = try zoneName(text)
+        let file = fileZones[origin]!
+        let (owner, type) = try rrsetKey(origin: origin, owner: ownerText, type: typeText)
+        guard let rdata, !rdata.isEmpty else {
+            throw APIError(400, "rdata must list at least one record in presentation format (DELETE removes an RRset)", field: "rdata")
+        }
+        var ttlValue = file.defaultTTL
+        if let ttl {
+            guard ttl >= 0, ttl <= Int(Int32.max) else { throw APIError(400, "ttl must be between 0 and 2147483647", field: "ttl") }
+            ttlValue = UInt32(ttl)
+        }
+        var rdatas: [RData] = []
+        for (i, text) in rdata.enumerated() {
+            // One record per string: no line breaks, so nothing else can be smuggled in.
+            guard !text.contains(where: { $0 == "\n" || $0 == "\r" }), !text.trimmingWhitespace.isEmpty else {
+                throw APIError(400, "each rdata entry is one record's data on one line", field: "rdata[\(i)]")
+            }
+            let line = "\(owner) \(ttlValue) IN \(type) \(text)"
+            let parsed: [(ResourceRecord, SourceLocation)]
+            do { parsed = try ZoneFileLoader.parse(text: line, origin: origin) } catch {
+                let why = error.errors.first?.message ?? "\(error)"
+                throw APIError(400, "\"\(text)\" is not valid \(type) data: \(why)", field: "rdata[\(i)]")
+            }
+            guard parsed.count == 1, parsed[0].0.type == type, parsed[0].0.name == owner else {
+                throw APIError(400, "\"\(text)\" is not one \(type) record", field: "rdata[\(i)]")
+            }
+            if !rdatas.contains(parsed[0].0.rdata) { rdatas.append(parsed[0].0.rdata) }
+        }
+        let key = RRSetKey(owner: owner, type: type)
+        try refuseMemberOwned(origin, key)
+        let set = RRSet(name: owner, type: type, ttl: ttlValue, rdatas: rdatas)
+        let existed = served[origin]!.nodes[owner]?.rrset(type) != nil
+        var overlay = overlays[origin] ?? ZoneOverlay()
+        if overlay.rrsets[key] == set { return (set, false) }
+        overlay.rrsets[key] = set
+        try apply(origin, overlay, owners: [owner], operation: .putRRSet(set))
+        return (set, !existed)
+    }
+
+    public func deleteRRSet(zone text: String, owner ownerText: String, type typeText: String) throws(APIError) {
+        let origin = try zoneName(text)
+        let (owner, type) = try rrsetKey(origin: origin, owner: ownerText, type: typeText)
+        let key = RRSetKey(owner: owner, type: type)
+        guard served[origin]!.nodes[owner]?.rrset(type) != nil else {
+            throw APIError(404, "zone \(origin) has no \(type) records at \(owner)")
+        }
+        try refuseMemberOwned(origin, key)
+        var overlay = overlays[origin] ?? ZoneOverlay()
+        let operation: StoreChange.Operation
+        if fileZones[origin]!.nodes[owner]?.rrset(type) != nil {
+            // The file's RRset stays in the file; an empty set hides it.
+            let tombstone = RRSet(name: owner, type: type, ttl: 0, rdatas: [])
+            overlay.rrsets[key] = tombstone
+            operation = .putRRSet(tombstone)
+        } else {
+            overlay.rrsets[key] = nil
+            operation = .forgetRRSet(key)
+        }
+        try apply(origin, overlay, owners: [owner], operation: operation)
+    }
+
+    /// Builds the zone with `overlay` and a new serial, writes the change, swaps the snapshot.
+    private func apply(_ origin: DNSName, _ overlay: ZoneOverlay, owners: [DNSName], operation: StoreChange.Operation) throws(APIError) {
+        let old = served[origin]!
+        var next = overlay
+        next.serial = Serial.next(old.serial)
+        let zone: Zone
+        do {
+            zone = try next.apply(to: fileZones[origin]!)
+        } catch {
+            throw Self.conflict(error)
+        }
+        let diff = zoneDifference(from: old, to: zone, owners: owners)
+        let change = StoreChange(zone: origin, fromSerial: old.serial, toSerial: zone.serial, operation: operation, removed: diff.removed, added: diff.added)
+        do {
+            try store.commitSync(change)
+        } catch {
+            logger.error("cannot write the store; change refused", metadata: ["error": "\(error)"])
+            throw APIError(500, "the change could not be saved: \(error)")
+        }
+        overlays[origin] = next
+        served[origin] = zone
+        publish()
+        logger.info("zone changed", metadata: ["zone": "\(origin)", "serial": "\(zone.serial)", "added": "\(diff.added.count)", "removed": "\(diff.removed.count)"])
+    }
+
+    /// Zone rules broken by a change: 422 for data that cannot be in this zone at all,
+    /// 409 for data that clashes with what is there (a CNAME beside other data).
+    static func conflict(_ error: ZoneErrors) -> APIError {
+        let message = error.errors.first?.message ?? "\(error)"
+        let unprocessable = error.errors.contains { $0.message.hasPrefix("out-of-zone") || $0.message.contains("not supported") || $0.message.contains("meta type") }
+        return APIError(unprocessable ? 422 : 409, message)
+    }
+
+    private func refuseMemberOwned(_ origin: DNSName, _ key: RRSetKey) throws(APIError) {
+        if let members = overlays[origin]?.memberOwnedRRSets[key] {
+            let names = members.map { "\($0)" }.sorted().joined(separator: ", ")
+            throw APIError(409, "\(key) is published by the member(s) \(names); change it through the members API")
+        }
+    }
+
+    private func rrsetKey(origin: DNSName, owner ownerText: String, type typeText: String) throws(APIError) -> (DNSName, RRType) {
+        let owner: DNSName
+        do { owner = try DNSName(ownerText, origin: origin) } catch {
+            throw APIError(400, "\(ownerText) is not a valid DNS name: \(error)", field: "owner")
+        }
+        guard owner.isSubdomain(of: origin) else {
+            throw APIError(422, "\(owner) is not in zone \(origin)", field: "owner")
+        }
+        guard let type = RRType(mnemonic: typeText) else {
+            throw APIError(400, "\(typeText) is not a record type", field: "type")
+        }
+        guard !type.isMetaType else { throw APIError(400, "\(type) cannot be stored in a zone", field: "type") }
+        guard type != .soa else {
+            throw APIError(422, "the SOA record is not editable; srvd manages its serial", field: "type")
+        }
+        return (owner, type)
+    }
+
+    /// `{zone}` from the URL, with or without the trailing dot; 404 when not served.
+    private func zoneName(_ text: String) throws(APIError) -> DNSName {
+        let withDot = text.hasSuffix(".") ? text : text + "."
+        guard let name = try? DNSName(withDot), served[name] != nil, fileZones[name] != nil else {
+            throw APIError(404, "srvd serves no zone \(withDot)")
+        }
+        return name
+    }
+}
+
+extension String {
+    var trimmingWhitespace: String {
+        let isBlank: (Character) -> Bool = { $0 == " " || $0 == "\t" }
+        return String(self.drop(while: isBlank).reversed().drop(while: isBlank).reversed())
+    }
+}

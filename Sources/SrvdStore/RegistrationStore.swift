@@ -1,0 +1,318 @@
+import DNSWire
+import DNSZone
+import Foundation
+import GRDB
+import Registration
+
+/// Why the store cannot be used. srvd stops on any of these rather than serve partial data.
+public enum StoreError: Error, CustomStringConvertible, Sendable {
+    case cannotOpen(path: String, reason: String)
+    case corrupt(path: String, reason: String)
+    case newerVersion(path: String)
+    case unreadableRow(path: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .cannotOpen(let p, let r): return "cannot open the store \(p): \(r)"
+        case .corrupt(let p, let r):
+            return "the store \(p) is damaged (\(r)); restore it from a backup or move it away to start empty"
+        case .newerVersion(let p):
+            return "the store \(p) was written by a newer srvd; run that version or restore an older backup"
+        case .unreadableRow(let p, let r): return "the store \(p) holds data srvd cannot read: \(r)"
+        }
+    }
+}
+
+/// One accepted change, written in one transaction together with its history entry.
+public struct StoreChange: Sendable {
+    public enum Operation: Sendable {
+        case putMember(Member)
+        case deleteMember(DNSName)
+        /// Replaces an RRset; an empty set hides the file's RRset of that key.
+        case putRRSet(RRSet)
+        /// Forgets what the API said about an RRset (the file's, if any, shows again).
+        case forgetRRSet(RRSetKey)
+    }
+
+    public var zone: DNSName
+    public var fromSerial: UInt32
+    public var toSerial: UInt32
+    public var operation: Operation
+    public var removed: [ResourceRecord]
+    public var added: [ResourceRecord]
+
+    public init(zone: DNSName, fromSerial: UInt32, toSerial: UInt32, operation: Operation, removed: [ResourceRecord], added: [ResourceRecord]) {
+        self.zone = zone
+        self.fromSerial = fromSerial
+        self.toSerial = toSerial
+        self.operation = operation
+        self.removed = removed
+        self.added = added
+    }
+}
+
+/// One entry of a zone's change history: the step from one serial to the next (RFC 1995).
+public struct HistoryEntry: Sendable, Equatable {
+    public var fromSerial: UInt32
+    public var toSerial: UInt32
+    public var removed: [ResourceRecord]
+    public var added: [ResourceRecord]
+}
+
+/// Dynamic records in SQLite (WAL mode, `synchronous=FULL`: a commit is on disk before
+/// `commit` returns), through GRDB. Zone files are never written; this overlays them.
+public final class RegistrationStore: Sendable {
+    public let path: String
+    private let pool: DatabasePool
+
+    /// Tells srvd's database apart from any other SQLite file (PRAGMA application_id).
+    static let applicationID: Int32 = 0x7372_7664  // "srvd"
+    public static let fileName = "srvd.sqlite"
+
+    public init(directory: String) throws(StoreError) {
+        let path = directory + "/" + Self.fileName
+        self.path = path
+        var config = Configuration()
+        config.prepareDatabase { db in
+            // Durable before the API answers: FULL syncs the WAL on every commit.
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        config.busyMode = .timeout(5)
+        do {
+            pool = try DatabasePool(path: path, configuration: config)
+        } catch {
+            throw Self.classify(error, path: path, opening: true)
+        }
+        do {
+            try pool.write { db in
+                let check = try String.fetchOne(db, sql: "PRAGMA quick_check") ?? "no answer"
+                guard check == "ok" else { throw StoreError.corrupt(path: path, reason: check) }
+                let appID = try Int32.fetchOne(db, sql: "PRAGMA application_id") ?? 0
+                let tables = try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_master") ?? 0
+                if appID == 0, tables == 0 {
+                    try db.execute(sql: "PRAGMA application_id = \(Self.applicationID)")
+                } else if appID != Self.applicationID {
+                    throw StoreError.corrupt(path: path, reason: "it is not a srvd store")
+                }
+            }
+            let migrator = Self.migrator
+            let superseded = try pool.read { try migrator.hasBeenSuperseded($0) }
+            if superseded { throw StoreError.newerVersion(path: path) }
+            try migrator.migrate(pool)
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw Self.classify(error, path: path, opening: false)
+        }
+    }
+
+    private static func classify(_ error: any Error, path: String, opening: Bool) -> StoreError {
+        if let db = error as? DatabaseError {
+            switch db.resultCode {
+            case .SQLITE_NOTADB, .SQLITE_CORRUPT:
+                return .corrupt(path: path, reason: db.message ?? "\(db.resultCode)")
+            case .SQLITE_CANTOPEN, .SQLITE_PERM, .SQLITE_READONLY:
+                return .cannotOpen(path: path, reason: db.message ?? "\(db.resultCode)")
+            default:
+                break
+            }
+        }
+        return opening ? .cannotOpen(path: path, reason: "\(error)") : .corrupt(path: path, reason: "\(error)")
+    }
+
+    /// Schema versions. A store with a migration this list does not know was written by a
+    /// newer srvd and is refused.
+    static var migrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("v1") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE zone_state (
+                        zone TEXT PRIMARY KEY NOT NULL,
+                        serial INTEGER NOT NULL
+                    );
+                    CREATE TABLE members (
+                        zone TEXT NOT NULL,
+                        name TEXT NOT NULL,
+                        spec TEXT NOT NULL,
+                        PRIMARY KEY (zone, name)
+                    );
+                    CREATE TABLE rrsets (
+                        zone TEXT NOT NULL,
+                        owner TEXT NOT NULL,
+                        type INTEGER NOT NULL,
+                        ttl INTEGER NOT NULL,
+                        rdata TEXT NOT NULL,
+                        PRIMARY KEY (zone, owner, type)
+                    );
+                    CREATE TABLE history (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        zone TEXT NOT NULL,
+                        from_serial INTEGER NOT NULL,
+                        to_serial INTEGER NOT NULL,
+                        removed TEXT NOT NULL,
+                        added TEXT NOT NULL,
+                        at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+                    );
+                    CREATE INDEX history_by_zone ON history (zone, id);
+                    """)
+        }
+        return m
+    }
+
+    // MARK: Reading
+
+    /// Every zone's overlay. Member specs are validated again as they are read; a row that
+    /// no longer validates stops srvd (`unreadableRow`) instead of being skipped.
+    public func loadOverlays() throws(StoreError) -> [DNSName: ZoneOverlay] {
+        do {
+            return try pool.read { db in
+                var out: [DNSName: ZoneOverlay] = [:]
+                for row in try Row.fetchAll(db, sql: "SELECT zone, serial FROM zone_state") {
+                    let zone = try Self.name(row["zone"])
+                    out[zone, default: ZoneOverlay()].serial = UInt32(truncatingIfNeeded: row["serial"] as Int64)
+                }
+                for row in try Row.fetchAll(db, sql: "SELECT zone, name, spec FROM members") {
+                    let zone = try Self.name(row["zone"])
+                    let specText: String = row["spec"]
+                    let spec = try JSONDecoder().decode(MemberSpec.self, from: Data(specText.utf8))
+                    let member = try Member(zone: zone, name: row["name"], spec: spec, defaultTTL: 0)
+                    out[zone, default: ZoneOverlay()].members[member.name] = member
+                }
+                for row in try Row.fetchAll(db, sql: "SELECT zone, owner, type, ttl, rdata FROM rrsets") {
+                    let zone = try Self.name(row["zone"])
+                    let owner = try Self.name(row["owner"])
+                    let type = RRType(UInt16(row["type"] as Int))
+                    let rdataText: String = row["rdata"]
+                    let hexes = try JSONDecoder().decode([String].self, from: Data(rdataText.utf8))
+                    let rdatas = try hexes.map { try RData.decode(type: type, wire: try Self.unhex($0)) }
+                    let set = RRSet(name: owner, type: type, ttl: UInt32(row["ttl"] as Int64), rdatas: rdatas)
+                    out[zone, default: ZoneOverlay()].rrsets[RRSetKey(owner: owner, type: type)] = set
+                }
+                return out
+            }
+        } catch let e as StoreError {
+            throw e
+        } catch {
+            throw .unreadableRow(path: path, reason: "\(error)")
+        }
+    }
+
+    /// The zone's history, oldest first.
+    public func history(zone: DNSName) throws -> [HistoryEntry] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT from_serial, to_serial, removed, added FROM history WHERE zone = ? ORDER BY id", arguments: [Self.key(zone)]).map { row in
+                HistoryEntry(
+                    fromSerial: UInt32(truncatingIfNeeded: row["from_serial"] as Int64),
+                    toSerial: UInt32(truncatingIfNeeded: row["to_serial"] as Int64),
+                    removed: try Self.decodeRecords(row["removed"]),
+                    added: try Self.decodeRecords(row["added"]))
+            }
+        }
+    }
+
+    // MARK: Writing
+
+    /// Writes one change and its history entry in a single transaction; returns once it is
+    /// on disk. It blocks the calling thread for the fsync: call it from a thread that may
+    /// wait (the registry has one of its own).
+    public func commitSync(_ change: StoreChange) throws {
+        let zone = Self.key(change.zone)
+        let removed = try Self.encodeRecords(change.removed)
+        let added = try Self.encodeRecords(change.added)
+        let specJSON: String?
+        if case .putMember(let m) = change.operation {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = .sortedKeys
+            specJSON = String(decoding: try encoder.encode(m.spec), as: UTF8.self)
+        } else {
+            specJSON = nil
+        }
+        try pool.write { db in
+            switch change.operation {
+            case .putMember(let m):
+                try db.execute(
+                    sql: "INSERT OR REPLACE INTO members (zone, name, spec) VALUES (?, ?, ?)",
+                    arguments: [zone, Self.key(m.name), specJSON!])
+            case .deleteMember(let name):
+                try db.execute(sql: "DELETE FROM members WHERE zone = ? AND name = ?", arguments: [zone, Self.key(name)])
+            case .putRRSet(let set):
+                let hexes = set.rdatas.map { Self.hex($0.uncompressedWire) }
+                let json = String(decoding: try JSONEncoder().encode(hexes), as: UTF8.self)
+                try db.execute(
+                    sql: "INSERT OR REPLACE INTO rrsets (zone, owner, type, ttl, rdata) VALUES (?, ?, ?, ?, ?)",
+                    arguments: [zone, Self.key(set.name), Int(set.type.rawValue), Int64(set.ttl), json])
+            case .forgetRRSet(let key):
+                try db.execute(
+                    sql: "DELETE FROM rrsets WHERE zone = ? AND owner = ? AND type = ?",
+                    arguments: [zone, Self.key(key.owner), Int(key.type.rawValue)])
+            }
+            try db.execute(
+                sql: "INSERT OR REPLACE INTO zone_state (zone, serial) VALUES (?, ?)",
+                arguments: [zone, Int64(change.toSerial)])
+            try db.execute(
+                sql: "INSERT INTO history (zone, from_serial, to_serial, removed, added) VALUES (?, ?, ?, ?, ?)",
+                arguments: [zone, Int64(change.fromSerial), Int64(change.toSerial), removed, added])
+        }
+    }
+
+    // MARK: Encoding helpers
+
+    /// Names are stored lower-cased in presentation format.
+    static func key(_ name: DNSName) -> String { name.lowercased().description }
+
+    static func name(_ text: String) throws -> DNSName { try DNSName(text) }
+
+    static func hex(_ bytes: [UInt8]) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count * 2)
+        for b in bytes {
+            out.append(digits[Int(b >> 4)])
+            out.append(digits[Int(b & 0xF)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    struct BadHex: Error {}
+
+    static func unhex(_ s: String) throws -> [UInt8] {
+        let u = Array(s.utf8)
+        guard u.count % 2 == 0 else { throw BadHex() }
+        func v(_ c: UInt8) throws -> UInt8 {
+            switch c {
+            case 48...57: return c - 48
+            case 97...102: return c - 87
+            case 65...70: return c - 55
+            default: throw BadHex()
+            }
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(u.count / 2)
+        var i = 0
+        while i < u.count {
+            out.append(try v(u[i]) << 4 | v(u[i + 1]))
+            i += 2
+        }
+        return out
+    }
+
+    struct StoredRecord: Codable {
+        var name: String
+        var type: UInt16
+        var ttl: UInt32
+        var rdata: String
+    }
+
+    static func encodeRecords(_ records: [ResourceRecord]) throws -> String {
+        let stored = records.map { StoredRecord(name: $0.name.description, type: $0.type.rawValue, ttl: $0.ttl, rdata: hex($0.rdata.uncompressedWire)) }
+        return String(decoding: try JSONEncoder().encode(stored), as: UTF8.self)
+    }
+
+    static func decodeRecords(_ text: String) throws -> [ResourceRecord] {
+        try JSONDecoder().decode([StoredRecord].self, from: Data(text.utf8)).map { s in
+            let type = RRType(s.type)
+            return ResourceRecord(name: try DNSName(s.name), type: type, ttl: s.ttl, rdata: try RData.decode(type: type, wire: try unhex(s.rdata)))
+        }
+    }
+}
