@@ -82,11 +82,11 @@ let package = Package(
         .executableTarget(
             name: "srvctl",
             dependencies: [
-                "DNSWire", "Registration",
+                "DNSWire", "Registration", "DNSServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
         .testTarget(name: "DNSWireTests", dependencies: ["DNSWire"]),

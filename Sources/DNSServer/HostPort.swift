@@ -8,13 +8,23 @@ public struct HostPort: Hashable, Sendable, CustomStringConvertible {
         self.port = port
     }
 
-    public init?(_ text: String) {
+    /// Parses `HOST:PORT` or `[V6]:PORT`. With `defaultPort`, the port may be left out
+    /// (`127.0.0.1`, `[::1]`, `::1`).
+    public init?(_ text: String, defaultPort: Int? = nil) {
         if text.hasPrefix("[") {
             guard let close = text.firstIndex(of: "]") else { return nil }
             host = String(text[text.index(after: text.startIndex)..<close])
             let rest = text[text.index(after: close)...]
-            guard rest.hasPrefix(":"), let p = Int(rest.dropFirst()) else { return nil }
-            port = p
+            if rest.isEmpty, let defaultPort {
+                port = defaultPort
+            } else {
+                guard rest.hasPrefix(":"), let p = Int(rest.dropFirst()) else { return nil }
+                port = p
+            }
+        } else if let defaultPort, text.filter({ $0 == ":" }).count != 1 {
+            // No colon, or an IPv6 address without brackets: all host.
+            host = text
+            port = defaultPort
         } else {
             guard let colon = text.lastIndex(of: ":") else { return nil }
             host = String(text[..<colon])

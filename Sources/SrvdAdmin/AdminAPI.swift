@@ -46,7 +46,7 @@ public enum AdminAPI {
         }
         v1.get("zones") { _, _ in
             let zones = await registry.zones()
-            return try json(ZonesBody(zones: zones.map(ZoneBody.init)))
+            return try json(ZonesBody(zones: zones.map { ZoneBody($0.zone, members: $0.members) }))
         }
         v1.get("zones/:zone/records") { _, context in
             let (zone, sets) = try await registry.records(zone: context.parameters.require("zone"))
@@ -187,96 +187,6 @@ struct RRSetRequest: Decodable, FieldListing {
     var ttl: Int?
     var rdata: [String]?
     static var fields: Set<String> { ["ttl", "rdata"] }
-}
-
-struct StatusBody: Encodable {
-    var version: String
-    var dns: [String]
-    var zones: Int
-}
-
-struct ZoneBody: Encodable {
-    var name: String
-    var serial: UInt32
-    var records: Int
-    var rrsets: Int
-    var members: Int
-
-    init(_ s: Registry.ZoneSummary) {
-        name = s.zone.origin.description
-        serial = s.zone.serial
-        records = s.zone.recordCount
-        rrsets = s.zone.nodes.values.reduce(0) { $0 + $1.rrsets.count }
-        members = s.members
-    }
-}
-
-struct ZonesBody: Encodable {
-    var zones: [ZoneBody]
-}
-
-struct RRSetBody: Encodable {
-    var owner: String
-    var type: String
-    var ttl: UInt32
-    var rdata: [String]
-    var source: String
-
-    init(_ set: RRSet, source: RRSetSource) {
-        owner = set.name.description
-        type = set.type.description
-        ttl = set.ttl
-        rdata = set.rdatas.map { Presentation.rdata($0, type: set.type) }
-        self.source = source.rawValue
-    }
-}
-
-struct RecordsBody: Encodable {
-    var zone: String
-    var serial: UInt32
-    var rrsets: [RRSetBody]
-}
-
-struct MemberBody: Encodable {
-    var zone: String
-    var name: String
-    var fqdn: String
-    var addresses: [String]
-    var peerPort: Int
-    var clientPort: Int
-    var tls: Bool
-    var service: String?
-    var ttl: Int
-    /// What the member publishes, one zone-file line per record.
-    var records: [String]
-    /// The zone's serial right after the change (PUT) or now (GET).
-    var serial: UInt32?
-
-    init(_ m: Member, serial: UInt32?) {
-        let spec = m.spec
-        zone = m.zone.description
-        name = m.relativeName
-        fqdn = m.name.description
-        addresses = spec.addresses ?? []
-        peerPort = Int(m.peerPort)
-        clientPort = Int(m.clientPort)
-        tls = m.tls
-        service = m.service
-        ttl = Int(m.ttl)
-        records = m.records.map(Presentation.record)
-        self.serial = serial
-    }
-}
-
-struct MembersBody: Encodable {
-    var zone: String
-    var serial: UInt32
-    var members: [MemberBody]
-}
-
-struct ErrorBody: Encodable {
-    var error: String
-    var field: String?
 }
 
 /// Every error leaves as `{"error": "...", "field": "..."}` with its status, including

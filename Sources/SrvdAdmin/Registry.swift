@@ -22,11 +22,6 @@ public struct APIError: Error, Equatable, Sendable {
     static func badRequest(_ e: FieldError) -> APIError { APIError(400, e.message, field: e.field) }
 }
 
-/// Where a served RRset comes from, as the records listing shows it.
-public enum RRSetSource: String, Sendable, Codable {
-    case file, api, member
-}
-
 /// The dynamic side of srvd: the zones from files, the overlay from the store, and the
 /// snapshot served from both. Every change goes through here, one at a time: validate,
 /// build the new zone, commit durably, swap the snapshot, and only then answer.

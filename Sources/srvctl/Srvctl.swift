@@ -1,14 +1,287 @@
 import ArgumentParser
+import AsyncHTTPClient
+import DNSServer
+import DNSWire
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Registration
 
 @main
-struct Srvctl: ParsableCommand {
+struct Srvctl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "srvctl",
-        abstract: "Command-line client for srvd.",
-        discussion: "Registration commands (register, deregister, members, records, wait, verify) arrive with srvd's admin API."
+        abstract: "Register cluster members with srvd and check what DNS shows.",
+        discussion: """
+            A boot script registers its member in one call and waits until the whole cluster \
+            resolves, then starts etcd with --discovery-srv:
+              srvctl register lab.example infra0 --address 10.0.1.10
+              srvctl wait lab.example --members 3
+            """,
+        version: "0.1.0",
+        subcommands: [Register.self, Deregister.self, Members.self, Records.self, Wait.self]
     )
+}
 
-    func run() throws {
-        print(Self.helpMessage())
+/// Options every command that talks to the API takes.
+struct APIOptions: ParsableArguments {
+    @Option(help: "srvd's admin API.")
+    var server: String = "http://127.0.0.1:8053"
+
+    @Option(name: .customLong("token-file"), help: "File with the API token (default: $SRVD_TOKEN_FILE, else data/admin.token).")
+    var tokenFile: String?
+
+    @Flag(help: "Print the server's JSON instead of text.")
+    var json = false
+
+    func client() throws -> APIClient {
+        let path = tokenFile ?? ProcessInfo.processInfo.environment["SRVD_TOKEN_FILE"] ?? "data/admin.token"
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw CLIError("cannot read the token file \(path); pass --token-file or set SRVD_TOKEN_FILE")
+        }
+        let token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !token.isEmpty else { throw CLIError("the token file \(path) is empty") }
+        let base = server.hasSuffix("/") ? String(server.dropLast()) : server
+        return APIClient(base: base, token: token)
+    }
+}
+
+struct CLIError: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = d }
+}
+
+struct Register: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Register (or replace) a member: its A/AAAA records and its two SRV records, in one change.")
+
+    @OptionGroup var api: APIOptions
+    @Argument(help: "The zone, e.g. lab.example.") var zone: String
+    @Argument(help: "The member's name in the zone, e.g. infra0.") var name: String
+    @Option(name: .customLong("address"), parsing: .upToNextOption, help: "IPv4 or IPv6 address; repeat or list several.")
+    var addresses: [String] = []
+    @Option(name: .customLong("peer-port")) var peerPort: Int = Member.defaultPeerPort
+    @Option(name: .customLong("client-port")) var clientPort: Int = Member.defaultClientPort
+    @Flag(help: "Members speak TLS: publish _etcd-server-ssl/_etcd-client-ssl.") var tls = false
+    @Option(help: "Cluster name for etcd's --discovery-srv-name.") var service: String?
+    @Option(help: "TTL of the records (default: the zone's).") var ttl: Int?
+
+    func validate() throws {
+        guard !addresses.isEmpty else { throw ValidationError("give at least one --address") }
+    }
+
+    func run() async throws {
+        let spec = MemberSpec(addresses: addresses, peerPort: peerPort, clientPort: clientPort, tls: tls, service: service, ttl: ttl)
+        let (body, status) = try await api.client().send(.PUT, "/v1/zones/\(escape(zone))/members/\(escape(name))", body: spec)
+        if api.json { return printRaw(body) }
+        let m = try decodeBody(MemberBody.self, body)
+        print("\(status == 201 ? "registered" : "updated") \(m.fqdn) in \(m.zone) (serial \(m.serial.map(String.init) ?? "?"))")
+        for r in m.records { print("  \(r)") }
+    }
+}
+
+struct Deregister: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Remove a member and every record it published.")
+
+    @OptionGroup var api: APIOptions
+    @Argument var zone: String
+    @Argument var name: String
+
+    func run() async throws {
+        _ = try await api.client().send(.DELETE, "/v1/zones/\(escape(zone))/members/\(escape(name))")
+        if api.json { return print("{}") }
+        print("deregistered \(name) from \(zone)")
+    }
+}
+
+struct Members: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List the registered members of a zone.")
+
+    @OptionGroup var api: APIOptions
+    @Argument var zone: String
+
+    func run() async throws {
+        let (body, _) = try await api.client().send(.GET, "/v1/zones/\(escape(zone))/members")
+        if api.json { return printRaw(body) }
+        let list = try decodeBody(MembersBody.self, body)
+        var rows = [["NAME", "ADDRESSES", "PEER", "CLIENT", "TLS", "SERVICE", "TTL"]]
+        for m in list.members {
+            rows.append([m.name, m.addresses.joined(separator: ","), String(m.peerPort), String(m.clientPort), m.tls ? "yes" : "no", m.service ?? "-", String(m.ttl)])
+        }
+        printTable(rows)
+        print("\(list.members.count) member(s) in \(list.zone), serial \(list.serial)")
+    }
+}
+
+struct Records: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List every RRset a zone serves, from files and from the API.")
+
+    @OptionGroup var api: APIOptions
+    @Argument var zone: String
+
+    func run() async throws {
+        let (body, _) = try await api.client().send(.GET, "/v1/zones/\(escape(zone))/records")
+        if api.json { return printRaw(body) }
+        let list = try decodeBody(RecordsBody.self, body)
+        print("; zone \(list.zone) serial \(list.serial)")
+        for set in list.rrsets {
+            for r in set.rdata { print("\(set.owner) \(set.ttl) IN \(set.type) \(r) ; \(set.source)") }
+        }
+    }
+}
+
+struct Wait: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Wait until N members are registered and their records resolve over DNS.",
+        discussion: """
+            Start every member of a new cluster only after this returns: members that start \
+            while DNS still shows a partial list form separate clusters (etcd issue 5909).
+            """)
+
+    @OptionGroup var api: APIOptions
+    @Argument var zone: String
+    @Option(help: "How many members to wait for.") var members: Int
+    @Option(help: "Only count members of this cluster (--discovery-srv-name).") var service: String?
+    @Option(help: "Give up after this long: 90, 30s, 5m, 1h.") var timeout: String = "5m"
+    @Option(help: "DNS server to check (default: the first address srvd serves DNS on).") var dns: String?
+
+    func validate() throws {
+        guard members >= 1 else { throw ValidationError("--members must be at least 1") }
+        guard parseDuration(timeout) != nil else { throw ValidationError("--timeout takes a number of seconds or 30s, 5m, 1h") }
+    }
+
+    func run() async throws {
+        let client = try api.client()
+        let deadline = Date().addingTimeInterval(parseDuration(timeout)!)
+        let server = try await dnsServer(client)
+        let resolver = DNSClient(server: server)
+        var last = ""
+        while true {
+            let (body, _) = try await client.send(.GET, "/v1/zones/\(escape(zone))/members")
+            let list = try decodeBody(MembersBody.self, body)
+            let cluster = list.members.filter { $0.service == service }
+            var missing: [String] = []
+            if cluster.count >= members {
+                missing = visibilityProblems(cluster, zone: list.zone, resolver: resolver)
+                if missing.isEmpty {
+                    if api.json { return printRaw(body) }
+                    print("\(cluster.count) member(s) registered and resolvable via \(server): \(cluster.map(\.name).joined(separator: ", "))")
+                    return
+                }
+            }
+            let status = cluster.count < members ? "\(cluster.count) of \(members) members registered" : "registered, but DNS does not show: " + missing.joined(separator: "; ")
+            if status != last, !api.json {
+                print("waiting: \(status)")
+                last = status
+            }
+            if Date() >= deadline { throw CLIError("timed out after \(timeout): \(status)") }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+    }
+
+    /// What etcd would not find: the member's SRV records under the names etcd asks, and
+    /// its addresses.
+    func visibilityProblems(_ cluster: [MemberBody], zone: String, resolver: DNSClient) -> [String] {
+        var problems: [String] = []
+        guard let zoneName = try? DNSName(zone) else { return ["bad zone name \(zone)"] }
+        var srvCache: [DNSName: Set<String>] = [:]
+        for m in cluster {
+            for owner in [Member.serverOwner(zone: zoneName, tls: m.tls, service: m.service), Member.clientOwner(zone: zoneName, tls: m.tls, service: m.service)] {
+                if srvCache[owner] == nil {
+                    let answer = try? resolver.query(owner, .srv)
+                    srvCache[owner] = Set((answer?.answers ?? []).compactMap {
+                        if case .srv(let s) = $0.rdata { return s.target.lowercased().description }
+                        return nil
+                    })
+                }
+                if !srvCache[owner]!.contains(m.fqdn.lowercased()) { problems.append("\(m.name) in \(owner) SRV") }
+            }
+            guard let name = try? DNSName(m.fqdn) else { continue }
+            let a = (try? resolver.query(name, .a))?.answers.filter { $0.type == .a } ?? []
+            let aaaa = (try? resolver.query(name, .aaaa))?.answers.filter { $0.type == .aaaa } ?? []
+            let resolved = Set((a + aaaa).map { $0.rdata.description })
+            if !Set(m.addresses).isSubset(of: resolved) { problems.append("\(m.fqdn) A/AAAA") }
+        }
+        return problems
+    }
+
+    func dnsServer(_ client: APIClient) async throws -> HostPort {
+        if let dns {
+            guard let hp = HostPort(dns, defaultPort: 53) else { throw CLIError("--dns \(dns) is not HOST:PORT") }
+            return hp
+        }
+        let (body, _) = try await client.send(.GET, "/v1/status")
+        let status = try decodeBody(StatusBody.self, body)
+        guard let first = status.dns.first, var hp = HostPort(first) else { throw CLIError("srvd reports no DNS listener; pass --dns") }
+        // A wildcard listener is reached on loopback.
+        if hp.host == "0.0.0.0" { hp.host = "127.0.0.1" }
+        if hp.host == "::" { hp.host = "::1" }
+        return hp
+    }
+}
+
+/// `90`, `30s`, `5m`, `1h` → seconds.
+func parseDuration(_ s: String) -> Double? {
+    let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600]
+    if let v = Double(s), v >= 0 { return v }
+    guard let unit = s.last.flatMap({ units[$0] }), let v = Double(s.dropLast()), v >= 0 else { return nil }
+    return v * unit
+}
+
+func escape(_ s: String) -> String {
+    s.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "/"))) ?? s
+}
+
+func printRaw(_ body: [UInt8]) {
+    print(String(decoding: body, as: UTF8.self), terminator: body.last == 10 ? "" : "\n")
+}
+
+func printTable(_ rows: [[String]]) {
+    guard let first = rows.first else { return }
+    var widths = [Int](repeating: 0, count: first.count)
+    for r in rows { for (i, c) in r.enumerated() { widths[i] = max(widths[i], c.count) } }
+    for r in rows {
+        print(r.enumerated().map { i, c in i == r.count - 1 ? c : c.padding(toLength: widths[i], withPad: " ", startingAt: 0) }.joined(separator: "  "))
+    }
+}
+
+func decodeBody<T: Decodable>(_ type: T.Type, _ body: [UInt8]) throws -> T {
+    do { return try JSONDecoder().decode(T.self, from: Data(body)) } catch {
+        throw CLIError("unexpected answer from srvd: \(String(decoding: body.prefix(200), as: UTF8.self))")
+    }
+}
+
+/// The admin API over HTTP/1.1.
+struct APIClient {
+    var base: String
+    var token: String
+
+    /// Sends a request; any status other than 2xx becomes an error carrying the server's
+    /// own message (and field).
+    func send(_ method: HTTPMethod, _ path: String, body: (some Encodable)? = Optional<MemberSpec>.none) async throws -> ([UInt8], Int) {
+        var request = HTTPClientRequest(url: base + path)
+        request.method = method
+        request.headers.add(name: "Authorization", value: "Bearer \(token)")
+        if let body {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(bytes: try JSONEncoder().encode(body)))
+        }
+        let response: HTTPClientResponse
+        do {
+            response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        } catch {
+            throw CLIError("cannot reach srvd at \(base): \(error)")
+        }
+        let bytes = Array(try await response.body.collect(upTo: 64 << 20).readableBytesView)
+        let status = Int(response.status.code)
+        guard (200..<300).contains(status) else {
+            if let e = try? JSONDecoder().decode(ErrorBody.self, from: Data(bytes)) {
+                var message = e.error + (e.field.map { " (field \($0))" } ?? "")
+                if status == 401 { message += "; check --token-file or SRVD_TOKEN_FILE" }
+                throw CLIError(message)
+            }
+            throw CLIError("srvd answered \(status) \(response.status.reasonPhrase)")
+        }
+        return (bytes, status)
     }
 }

@@ -270,6 +270,41 @@ def test_refuses_to_start_when_one_of_several_zones_is_broken(make_srvd):
     assert f"r.example.zone:{BROKEN_LINE}: " in srvd.log()
 
 
+def test_port_zero_never_collides_with_tcp(make_srvd):
+    """With --dns 127.0.0.1:0 the UDP port is the kernel's choice and TCP must get the same
+    number; srvd has to find a number free for both rather than fail when TCP's is taken.
+    4000 TCP listeners hold about 14% of the ephemeral range, so among 60 listeners at
+    least one first choice is taken (all 60 miss with probability ~1e-4)."""
+    held = []
+    try:
+        for _ in range(4000):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            held.append(s)
+            s.bind((V4, 0))
+            s.listen(1)
+        srvd = make_srvd({"r.example.zone": V1}, listen=[f"{V4}:0"] * 60)
+        srvd.START_ATTEMPTS = 1
+        srvd.start()
+    finally:
+        for s in held:
+            s.close()
+    ports = {transport: sorted(p for t, _, p in srvd.listeners() if t == transport) for transport in ("udp", "tcp")}
+    assert len(ports["udp"]) == 60 and ports["udp"] == ports["tcp"]
+    assert all(serial(port) == 1 for port in ports["udp"])
+
+
+def test_port_in_use_is_reported_with_its_address(make_srvd):
+    """A taken port stops srvd with an error that names the listener."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind((V4, 0))
+        port = taken.getsockname()[1]
+        srvd = make_srvd({"r.example.zone": V1}, listen=[f"{V4}:{port}"])
+        code = srvd.spawn().wait(timeout=30)
+    assert code != 0
+    assert "Address already in use" in srvd.log()
+    assert f"{V4}:{port}" in srvd.log(), srvd.log()
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_signal_shuts_down_cleanly(make_srvd, sig):
     srvd = make_srvd({"r.example.zone": V1}, listen=[f"{V4}:0", "[::1]:0"]).start()

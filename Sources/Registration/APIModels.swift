@@ -1,0 +1,125 @@
+import DNSWire
+import DNSZone
+
+/// The JSON bodies of the admin API (see `openapi.yaml`), shared by srvd and srvctl.
+
+/// Where a served RRset comes from, as the records listing shows it.
+public enum RRSetSource: String, Sendable, Codable {
+    case file, api, member
+}
+
+public struct StatusBody: Codable, Sendable {
+    public var version: String
+    public var dns: [String]
+    public var zones: Int
+
+    public init(version: String, dns: [String], zones: Int) {
+        self.version = version
+        self.dns = dns
+        self.zones = zones
+    }
+}
+
+public struct ZoneBody: Codable, Sendable {
+    public var name: String
+    public var serial: UInt32
+    public var records: Int
+    public var rrsets: Int
+    public var members: Int
+
+    public init(_ zone: Zone, members: Int) {
+        name = zone.origin.description
+        serial = zone.serial
+        records = zone.recordCount
+        rrsets = zone.nodes.values.reduce(0) { $0 + $1.rrsets.count }
+        self.members = members
+    }
+}
+
+public struct ZonesBody: Codable, Sendable {
+    public var zones: [ZoneBody]
+
+    public init(zones: [ZoneBody]) { self.zones = zones }
+}
+
+public struct RRSetBody: Codable, Sendable {
+    public var owner: String
+    public var type: String
+    public var ttl: UInt32
+    public var rdata: [String]
+    public var source: String
+
+    public init(_ set: RRSet, source: RRSetSource) {
+        owner = set.name.description
+        type = set.type.description
+        ttl = set.ttl
+        rdata = set.rdatas.map { Presentation.rdata($0, type: set.type) }
+        self.source = source.rawValue
+    }
+}
+
+public struct RecordsBody: Codable, Sendable {
+    public var zone: String
+    public var serial: UInt32
+    public var rrsets: [RRSetBody]
+
+    public init(zone: String, serial: UInt32, rrsets: [RRSetBody]) {
+        self.zone = zone
+        self.serial = serial
+        self.rrsets = rrsets
+    }
+}
+
+public struct MemberBody: Codable, Sendable {
+    public var zone: String
+    public var name: String
+    public var fqdn: String
+    public var addresses: [String]
+    public var peerPort: Int
+    public var clientPort: Int
+    public var tls: Bool
+    public var service: String?
+    public var ttl: Int
+    /// What the member publishes, one zone-file line per record.
+    public var records: [String]
+    /// The zone's serial right after the change (PUT) or now (GET).
+    public var serial: UInt32?
+
+    public init(_ m: Member, serial: UInt32?) {
+        let spec = m.spec
+        zone = m.zone.description
+        name = m.relativeName
+        fqdn = m.name.description
+        addresses = spec.addresses ?? []
+        peerPort = Int(m.peerPort)
+        clientPort = Int(m.clientPort)
+        tls = m.tls
+        service = m.service
+        ttl = Int(m.ttl)
+        records = m.records.map(Presentation.record)
+        self.serial = serial
+    }
+}
+
+public struct MembersBody: Codable, Sendable {
+    public var zone: String
+    public var serial: UInt32
+    public var members: [MemberBody]
+
+    public init(zone: String, serial: UInt32, members: [MemberBody]) {
+        self.zone = zone
+        self.serial = serial
+        self.members = members
+    }
+}
+
+public struct ErrorBody: Codable, Sendable, Error {
+    public var error: String
+    public var field: String?
+
+    public init(error: String, field: String?) {
+        self.error = error
+        self.field = field
+    }
+}
+
