@@ -3,6 +3,7 @@ import DNSZone
 import Foundation
 import HTTPTypes
 import Hummingbird
+import NIOCore
 import Registration
 import Synchronization
 
@@ -108,12 +109,16 @@ public enum AdminAPI {
         guard contentType.split(separator: ";").first?.trimmingCharacters(in: .whitespaces) == "application/json" else {
             throw APIError(415, "send the body as JSON with Content-Type: application/json")
         }
+        let tooLarge = APIError(413, "the request body is larger than \(maxBodySize / 1024) KiB")
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > maxBodySize { throw tooLarge }
         var request = request
         let buffer: ByteBuffer
         do {
             buffer = try await request.collectBody(upTo: maxBodySize)
+        } catch is NIOTooManyBytesError {
+            throw tooLarge
         } catch let e as HTTPError where e.status == .contentTooLarge {
-            throw APIError(413, "the request body is larger than \(maxBodySize / 1024) KiB")
+            throw tooLarge
         }
         let data = Data(buffer.readableBytesView)
         let object: Any

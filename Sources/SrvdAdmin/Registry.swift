@@ -153,6 +153,10 @@ public actor Registry {
         var overlay = overlays[origin] ?? ZoneOverlay()
         let previous = overlay.members[member.name]
         if previous == member { return (member, false) }
+        // Data at or below a zone cut is never served (RFC 1034 §4.2.1).
+        for rr in member.records where file.isAtOrBelowCut(rr.name) {
+            throw APIError(409, "\(rr.name) is at or below a delegation in \(origin); its records would never be served", field: "name")
+        }
         // Records set through the records API at the member's own RRsets would be hidden
         // by the member; refuse rather than leave two truths.
         for rr in member.records where rr.type != .srv {

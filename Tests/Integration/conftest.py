@@ -15,16 +15,14 @@ import socket
 import struct
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, TypeVar
 
-import dns.edns
 import dns.exception
 import dns.flags
 import dns.message
 import dns.name
-import dns.opcode
 import dns.query
 import dns.rcode
 import dns.rdata
@@ -606,16 +604,6 @@ def addresses(rrsets: Iterable[dns.rrset.RRset]) -> set[tuple[str, str, str]]:
     }
 
 
-def rdatas(msg: dns.message.Message, section: str = "answer", rdtype: str | None = None) -> set[str]:
-    """The rdata texts of a section, optionally of one type."""
-    return {
-        rd.to_text()
-        for rrset in getattr(msg, section)
-        if rdtype is None or rrset.rdtype == dns.rdatatype.from_text(rdtype)
-        for rd in rrset
-    }
-
-
 # --------------------------------------------------------------------------- dig and kdig
 
 
@@ -628,6 +616,7 @@ class Answer:
     flags: set[str]
     sections: dict[str, set[tuple[str, int, str, str]]]
     transport: str = ""  # the transport the final answer came over, as the tool reports it
+    edns_payload: int | None = None  # the UDP payload size of the response's OPT record
     text: str = ""
 
     def records(self, section: str = "ANSWER") -> set[tuple[str, int, str, str]]:
@@ -645,7 +634,8 @@ class Answer:
                 for rd in rrset
             }
         flags = set(dns.flags.to_text(msg.flags).lower().split())
-        return cls(dns.rcode.to_text(msg.rcode()), flags, sections, transport, msg.to_text())
+        payload = msg.payload if msg.edns >= 0 else None
+        return cls(dns.rcode.to_text(msg.rcode()), flags, sections, transport, payload, msg.to_text())
 
 
 def _record(line: str) -> tuple[str, int, str, str]:
@@ -670,11 +660,13 @@ def _parse_tool_output(text: str) -> Answer:
         elif current and not line.startswith(";"):
             sections[current].add(_record(line))
     transports = re.findall(r"\((UDP|TCP)\)", text)
+    payload = re.search(r"; udp: (\d+)|UDP size: (\d+) B", text)  # dig, kdig
     return Answer(
         status.group(1) if status else "",
         set(flags.group(1).split()) if flags else set(),
         sections,
         transports[-1] if transports else "",
+        int(payload.group(1) or payload.group(2)) if payload else None,
         text,
     )
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import dns.flags
 import dns.rcode
-import dns.rdatatype
 import pytest
 
 from conftest import SHIPPED_ZONE, query, run_srvd

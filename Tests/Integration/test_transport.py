@@ -40,7 +40,7 @@ SERVICES = {
 }
 INFRA = {"infra0": "127.0.0.10", "infra1": "127.0.0.11", "infra2": "127.0.0.12"}
 SOA = "ns1.lab.example. hostmaster.lab.example. 2026112101 3600 900 604800 60"
-BIG_SRV = f"_etcd-server._tcp.big.example."
+BIG_SRV = "_etcd-server._tcp.big.example."
 
 
 # --------------------------------------------------------------------------- clients
@@ -51,7 +51,7 @@ def ask_dnspython(port: int, qname: str, rdtype: str, mode: str) -> Answer:
 
 
 def ask_tool(tool: str):
-    modes = {"udp": ["+noedns"], "edns": ["+edns=0", "+bufsize=1232"], "tcp": ["+tcp"]}
+    modes = {"udp": ["+noedns"], "edns": ["+edns=0", "+bufsize=1232"], "tcp": ["+tcp", "+noedns"]}
     return lambda port, qname, rdtype, mode: dig(port, *modes[mode], qname, rdtype, tool=tool)
 
 
@@ -69,6 +69,7 @@ def test_srv_answer_with_target_addresses(lab_srvd, service: str, client: str, m
     assert answer.status == "NOERROR"
     assert {"qr", "aa"} <= answer.flags and "tc" not in answer.flags
     assert answer.transport == ("TCP" if mode == "tcp" else "UDP")
+    assert answer.edns_payload == (1232 if mode == "edns" else None), answer.text
     assert answer.records("ANSWER") == {
         (f"{service}.{LAB}", 300, "SRV", f"0 0 {port} {host}.{LAB}") for host in INFRA
     }

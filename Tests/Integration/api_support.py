@@ -1,0 +1,509 @@
+"""Helpers for the admin API, srvctl and durability tests (test_api.py, test_srvctl.py,
+test_durability.py).
+
+Self-contained on purpose: nothing here depends on conftest.py. HTTP goes through the
+standard library (http.client), DNS through dnspython. Every srvd is started on port 0
+(DNS and admin API) with its own temporary folders, and the ports are read from its log.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import dns.flags
+import dns.message
+import dns.query
+import dns.rcode
+import dns.rdatatype
+
+REPO = Path(__file__).resolve().parents[2]
+SHIPPED_ZONE = REPO / "zones" / "lab.example.zone"
+OPENAPI_SOURCE = REPO / "Sources" / "SrvdAdmin" / "openapi.yaml"
+
+SRVD_BIN = os.environ.get("SRVD_BIN", str(REPO / ".build" / "debug" / "srvd"))
+SRVCTL_BIN = os.environ.get("SRVCTL_BIN", str(REPO / ".build" / "debug" / "srvctl"))
+
+ZONE = "lab.example."
+FILE_SERIAL = 2026112101
+ZONE_TTL = 300
+HOST = "127.0.0.1"
+
+START_TIMEOUT = 30.0
+HTTP_TIMEOUT = 30.0
+DNS_TIMEOUT = 3.0
+
+# Every (method, path template) the API tests exercise; test_api checks that openapi.yaml
+# documents each of them.
+ROUTES: list[tuple[str, str]] = [
+    ("get", "/healthz"),
+    ("get", "/metrics"),
+    ("get", "/openapi.yaml"),
+    ("get", "/v1/status"),
+    ("get", "/v1/zones"),
+    ("get", "/v1/zones/{zone}/members"),
+    ("get", "/v1/zones/{zone}/members/{name}"),
+    ("put", "/v1/zones/{zone}/members/{name}"),
+    ("delete", "/v1/zones/{zone}/members/{name}"),
+    ("get", "/v1/zones/{zone}/records"),
+    ("put", "/v1/zones/{zone}/records/{owner}/{type}"),
+    ("delete", "/v1/zones/{zone}/records/{owner}/{type}"),
+]
+
+_ADMIN_RE = re.compile(r"address=(\S+):(\d+) .*serving the admin API")
+_DNS_RE = re.compile(r"address=(\S+):(\d+) transport=(udp|tcp) .*serving DNS")
+
+
+def require_binary(path: str, what: str) -> str:
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        raise RuntimeError(f"{what} binary not found or not executable: {path}")
+    return path
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    """Linux: the child gets SIGKILL if pytest dies, so no srvd outlives the test run."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def deadline_wait(probe: Callable[[], Any], timeout: float, what: str, interval: float = 0.02) -> Any:
+    """Polls `probe` until truthy; raises AssertionError at the deadline. Only for waits that
+    are legitimate (start-up, exit), never for "visible right after the response"."""
+    end = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() >= end:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+# --------------------------------------------------------------------------- HTTP
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+    @property
+    def json(self) -> Any:
+        try:
+            return json.loads(self.body)
+        except ValueError as e:
+            raise AssertionError(f"response is not JSON ({e}): {self.status} {self.body[:300]!r}") from None
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+    def __repr__(self) -> str:
+        return f"Reply({self.status}, {self.body[:400]!r})"
+
+
+_DEFAULT = object()
+
+
+def http_request(
+    port: int,
+    method: str,
+    path: str,
+    *,
+    body: Any = None,
+    raw: bytes | None = None,
+    token: Any = None,
+    authorization: str | None = None,
+    content_type: Any = _DEFAULT,
+    headers: dict[str, str] | None = None,
+    host: str = HOST,
+) -> Reply:
+    """One request on a fresh connection. `body` is sent as JSON, `raw` as is. A JSON
+    content type is added when there is a body unless `content_type` says otherwise (None:
+    no Content-Type header at all)."""
+    h: dict[str, str] = dict(headers or {})
+    data: bytes | None = None
+    if raw is not None:
+        data = raw
+    elif body is not None:
+        data = json.dumps(body).encode()
+    if data is not None:
+        ct = "application/json" if content_type is _DEFAULT else content_type
+        if ct is not None:
+            h["Content-Type"] = ct
+    elif content_type not in (_DEFAULT, None):
+        h["Content-Type"] = content_type
+    if authorization is not None:
+        h["Authorization"] = authorization
+    elif token is not None:
+        h["Authorization"] = f"Bearer {token}"
+    conn = http.client.HTTPConnection(host, port, timeout=HTTP_TIMEOUT)
+    try:
+        conn.request(method, path, body=data, headers=h)
+        resp = conn.getresponse()
+        payload = resp.read()
+        return Reply(resp.status, {k.lower(): v for k, v in resp.getheaders()}, payload)
+    finally:
+        conn.close()
+
+
+# --------------------------------------------------------------------------- DNS
+
+
+def dns_query(port: int, name: str, rdtype: str, *, tcp: bool = False, host: str = HOST) -> dns.message.Message:
+    q = dns.message.make_query(name, rdtype)
+    q.flags &= ~dns.flags.RD
+    if tcp:
+        return dns.query.tcp(q, host, port=port, timeout=DNS_TIMEOUT)
+    r = dns.query.udp(q, host, port=port, timeout=DNS_TIMEOUT)
+    if r.flags & dns.flags.TC:
+        return dns.query.tcp(q, host, port=port, timeout=DNS_TIMEOUT)
+    return r
+
+
+def answer_set(msg: dns.message.Message, rdtype: str, name: str | None = None) -> set[str]:
+    """The rdata (presentation text, lower case) of the answer records of `rdtype`."""
+    want = dns.rdatatype.from_text(rdtype)
+    out: set[str] = set()
+    for rrset in msg.answer:
+        if rrset.rdtype != want:
+            continue
+        if name is not None and rrset.name.to_text().lower() != name.lower():
+            continue
+        out |= {r.to_text().lower() for r in rrset}
+    return out
+
+
+def answer_list(msg: dns.message.Message, rdtype: str) -> list[str]:
+    want = dns.rdatatype.from_text(rdtype)
+    return [r.to_text().lower() for rrset in msg.answer if rrset.rdtype == want for r in rrset]
+
+
+def answer_ttls(msg: dns.message.Message, rdtype: str) -> set[int]:
+    want = dns.rdatatype.from_text(rdtype)
+    return {rrset.ttl for rrset in msg.answer if rrset.rdtype == want}
+
+
+def dig(port: int, name: str, rdtype: str, *extra: str, host: str = HOST) -> str:
+    """`dig +short` output (stripped), for the assertions that use the real tool."""
+    exe = shutil.which("dig") or "/usr/bin/dig"
+    out = subprocess.run(
+        [exe, f"@{host}", "-p", str(port), "+short", "+norecurse", "+time=2", "+tries=1", *extra, name, rdtype],
+        capture_output=True, text=True, timeout=15,
+    )
+    assert out.returncode == 0, f"dig failed: {out.stderr}{out.stdout}"
+    return out.stdout.strip()
+
+
+# --------------------------------------------------------------------------- srvd
+
+
+class SrvdStartError(AssertionError):
+    pass
+
+
+class SrvdServer:
+    """One `srvd serve` over a temporary zones folder holding lab.example, with --dns and
+    --admin on 127.0.0.1:0. `start()` waits (with a deadline) for the admin API and the UDP
+    and TCP DNS listeners to be logged, and learns their ports."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        token_file: Path | None = None,
+        data_dir: Path | None = None,
+        zones_dir: Path | None = None,
+        dns_listen: str = f"{HOST}:0",
+        extra_args: Iterable[str] = (),
+    ) -> None:
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.zones = zones_dir or self.workdir / "zones"
+        self.data = data_dir or self.workdir / "data"
+        if not self.zones.exists():
+            self.zones.mkdir(parents=True)
+            shutil.copy(SHIPPED_ZONE, self.zones / "lab.example.zone")
+        self.token_file = token_file
+        self.dns_listen = dns_listen
+        self.extra_args = list(extra_args)
+        self.proc: subprocess.Popen | None = None
+        self.log_path = self.workdir / "srvd.log"
+        self.log_offset = 0
+        self.dns_port = 0
+        self.admin_port = 0
+        self._token: str | None = None
+
+    # process ------------------------------------------------------------------------
+
+    def command(self) -> list[str]:
+        cmd = [
+            require_binary(SRVD_BIN, "srvd"), "serve", "--zones", str(self.zones), "--data-dir", str(self.data),
+            "--dns", self.dns_listen, "--admin", f"{HOST}:0", "--watch-interval", "0", "--log-level", "info",
+        ]
+        if self.token_file is not None:
+            cmd += ["--admin-token-file", str(self.token_file)]
+        return cmd + self.extra_args
+
+    def spawn(self) -> subprocess.Popen:
+        """Starts srvd without waiting; its stderr and stdout go to the log file (appended,
+        so a restart keeps the earlier runs' lines; `log()` shows the current run)."""
+        assert self.proc is None or self.proc.poll() is not None, "srvd is already running"
+        with open(self.log_path, "ab") as log:
+            self.log_offset = log.tell()
+            self.proc = subprocess.Popen(
+                self.command(), stdin=subprocess.DEVNULL, stdout=log, stderr=log, preexec_fn=_die_with_parent
+            )
+        return self.proc
+
+    def start(self, attempts: int = 5) -> "SrvdServer":
+        for _ in range(attempts):
+            if self._start_once():
+                self._token = None
+                return self
+        raise SrvdStartError(f"srvd could not bind after {attempts} attempts:\n{self.log()}")
+
+    def _start_once(self) -> bool:
+        proc = self.spawn()
+        end = time.monotonic() + START_TIMEOUT
+        while True:
+            text = self.log()
+            admin = _ADMIN_RE.search(text)
+            dns_lines = {(m.group(3), int(m.group(2))) for m in _DNS_RE.finditer(text)}
+            if admin and {t for t, _ in dns_lines} >= {"udp", "tcp"}:
+                self.admin_port = int(admin.group(2))
+                ports = {p for _, p in dns_lines}
+                assert len(ports) == 1, f"UDP and TCP DNS ports differ: {dns_lines}"
+                self.dns_port = ports.pop()
+                return True
+            if proc.poll() is not None:
+                if "Address already in use" in text:  # port-0 UDP/TCP race: try again
+                    return False
+                raise SrvdStartError(f"srvd exited with {proc.returncode} while starting:\n{text}")
+            if time.monotonic() >= end:
+                self.kill()
+                raise SrvdStartError(f"srvd did not report its listeners within {START_TIMEOUT}s:\n{text}")
+            time.sleep(0.01)
+
+    def run_to_exit(self, timeout: float = 20.0) -> int:
+        """Starts srvd expecting it to stop by itself (a start-up failure); its exit status."""
+        proc = self.spawn()
+        try:
+            return proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"srvd kept running although it should have exited:\n{self.log()}") from None
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """SIGTERM, then SIGKILL if needed. Safe to call twice."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to flush or clean up."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log(self) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(self.log_offset)
+                return f.read().decode("utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    # token --------------------------------------------------------------------------
+
+    @property
+    def token(self) -> str:
+        if self._token is None:
+            path = self.token_file if self.token_file is not None else self.data / "admin.token"
+            self._token = Path(path).read_text().strip()
+        return self._token
+
+    @property
+    def token_path(self) -> Path:
+        return Path(self.token_file) if self.token_file is not None else self.data / "admin.token"
+
+    # HTTP ---------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.admin_port}"
+
+    def request(self, method: str, path: str, *, auth: bool = True, **kw: Any) -> Reply:
+        if auth and "token" not in kw and "authorization" not in kw:
+            kw["token"] = self.token
+        return http_request(self.admin_port, method, path, **kw)
+
+    def get(self, path: str, **kw: Any) -> Reply:
+        return self.request("GET", path, **kw)
+
+    def put(self, path: str, body: Any = None, **kw: Any) -> Reply:
+        return self.request("PUT", path, body=body, **kw)
+
+    def delete(self, path: str, **kw: Any) -> Reply:
+        return self.request("DELETE", path, **kw)
+
+    def put_member(self, name: str, body: Any, zone: str = "lab.example") -> Reply:
+        return self.put(f"/v1/zones/{zone}/members/{name}", body)
+
+    def ok(self, reply: Reply, *statuses: int) -> Any:
+        assert reply.status in statuses, f"expected {statuses}, got {reply!r}"
+        return reply.json if reply.body else None
+
+    def zone_summary(self, zone: str = ZONE) -> dict:
+        zones = self.ok(self.get("/v1/zones"), 200)["zones"]
+        for z in zones:
+            if z["name"] == zone:
+                return z
+        raise AssertionError(f"zone {zone} not listed: {zones}")
+
+    def serial(self, zone: str = ZONE) -> int:
+        return self.zone_summary(zone)["serial"]
+
+    def records(self, zone: str = "lab.example") -> dict:
+        return self.ok(self.get(f"/v1/zones/{zone}/records"), 200)
+
+    def members(self, zone: str = "lab.example") -> dict:
+        return self.ok(self.get(f"/v1/zones/{zone}/members"), 200)
+
+    def snapshot(self) -> tuple:
+        """What must not change when a request is refused: the zones list (serials and
+        counts), every served RRset and the members."""
+        return (
+            self.ok(self.get("/v1/zones"), 200),
+            self.records(),
+            self.members(),
+        )
+
+    # DNS ----------------------------------------------------------------------------
+
+    def query(self, name: str, rdtype: str, *, tcp: bool = False) -> dns.message.Message:
+        return dns_query(self.dns_port, name, rdtype, tcp=tcp)
+
+    def soa_serial(self, zone: str = ZONE) -> int:
+        r = self.query(zone, "SOA")
+        assert r.rcode() == dns.rcode.NOERROR, r
+        soas = [rr for rrset in r.answer if rrset.rdtype == dns.rdatatype.SOA for rr in rrset]
+        assert len(soas) == 1, r
+        return soas[0].serial
+
+    def metrics(self) -> str:
+        r = http_request(self.admin_port, "GET", "/metrics")
+        assert r.status == 200, r
+        return r.text
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+_SAMPLE_RE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([^}]*)\})?\s+(\S+)")
+_LABEL_RE = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+@dataclass
+class Sample:
+    name: str
+    labels: dict[str, str] = field(default_factory=dict)
+    value: float = 0.0
+
+
+def parse_metrics(text: str) -> list[Sample]:
+    out: list[Sample] = []
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = _SAMPLE_RE.match(line)
+        assert m, f"not a Prometheus sample line: {line!r}"
+        labels = dict(_LABEL_RE.findall(m.group(3) or ""))
+        out.append(Sample(m.group(1), labels, float(m.group(4))))
+    return out
+
+
+def metric_value(samples: list[Sample], name: str, **labels: str) -> float | None:
+    """The sum of the samples called `name` whose labels include `labels`; None if none."""
+    found = [s for s in samples if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())]
+    return sum(s.value for s in found) if found else None
+
+
+# --------------------------------------------------------------------------- OpenAPI
+
+
+def openapi_operations(text: str) -> set[tuple[str, str]]:
+    """(method, path) pairs under `paths:` of an OpenAPI YAML document, found by indentation
+    alone (no YAML parser): path keys one level under `paths:`, methods one level deeper."""
+    ops: set[tuple[str, str]] = set()
+    in_paths = False
+    path_indent: int | None = None
+    current: str | None = None
+    child_indent: int | None = None
+    methods = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        indent = len(line) - len(line.lstrip(" "))
+        if indent == 0:
+            in_paths = stripped == "paths:"
+            path_indent = None
+            current = None
+            continue
+        if not in_paths:
+            continue
+        if path_indent is None:
+            path_indent = indent
+        if indent == path_indent:
+            key = stripped.rstrip(":").strip("'\"")
+            current = key if key.startswith("/") else None
+            child_indent = None
+        elif current is not None and indent > path_indent:
+            if child_indent is None:
+                child_indent = indent
+            key = stripped.split(":", 1)[0].strip()
+            if indent == child_indent and key in methods and stripped.endswith(":"):
+                ops.add((key, current))
+    return ops
+
+
+# --------------------------------------------------------------------------- srvctl
+
+
+def run_srvctl(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    e = dict(os.environ)
+    e.pop("SRVD_TOKEN_FILE", None)
+    if env:
+        e.update(env)
+    return subprocess.run(
+        [require_binary(SRVCTL_BIN, "srvctl"), *args],
+        capture_output=True, text=True, timeout=timeout, env=e, cwd=cwd, stdin=subprocess.DEVNULL,
+    )

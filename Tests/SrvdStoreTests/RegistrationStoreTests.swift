@@ -1,0 +1,99 @@
+import DNSWire
+import DNSZone
+import Foundation
+import Registration
+import SrvdStore
+import Testing
+
+func tempDir() -> String {
+    let p = NSTemporaryDirectory() + "srvd-store-\(UUID().uuidString)"
+    try! FileManager.default.createDirectory(atPath: p, withIntermediateDirectories: true)
+    return p
+}
+
+let zoneName = try! DNSName("lab.example.")
+
+func member(_ name: String, tls: Bool = false) -> Member {
+    try! Member(zone: zoneName, name: name, spec: MemberSpec(addresses: ["127.0.0.10", "fd00::10"], tls: tls, service: "blue", ttl: 30), defaultTTL: 300)
+}
+
+@Suite struct RegistrationStoreTests {
+    @Test func changesSurviveReopening() async throws {
+        let dir = tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        do {
+            let store = try RegistrationStore(directory: dir)
+            let m = member("infra0", tls: true)
+            try store.commitSync(StoreChange(zone: zoneName, fromSerial: 1, toSerial: 2, operation: .putMember(m), removed: [], added: m.records))
+            let caa = RRSet(name: try DNSName("lab.example."), type: .caa, ttl: 60, rdatas: [.opaque([0, 5] + Array("issueca.example".utf8))])
+            try store.commitSync(StoreChange(zone: zoneName, fromSerial: 2, toSerial: 3, operation: .putRRSet(caa), removed: [], added: caa.records))
+            let hidden = RRSet(name: try DNSName("ns1.lab.example."), type: .a, ttl: 0, rdatas: [])
+            try store.commitSync(StoreChange(zone: zoneName, fromSerial: 3, toSerial: 4, operation: .putRRSet(hidden), removed: [], added: []))
+        }
+        let reopened = try RegistrationStore(directory: dir)
+        let overlay = try #require(try reopened.loadOverlays()[zoneName])
+        #expect(overlay.serial == 4)
+        #expect(overlay.members[try DNSName("infra0.lab.example.")] == member("infra0", tls: true))
+        #expect(overlay.rrsets.count == 2)
+        #expect(overlay.rrsets[RRSetKey(owner: try DNSName("ns1.lab.example."), type: .a)]?.rdatas == [])
+        let history = try reopened.history(zone: zoneName)
+        #expect(history.map(\.toSerial) == [2, 3, 4])
+        #expect(Set(history[0].added) == Set(member("infra0", tls: true).records))
+    }
+
+    @Test func deletesAreStoredToo() throws {
+        let dir = tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try RegistrationStore(directory: dir)
+        let m = member("infra1")
+        try store.commitSync(StoreChange(zone: zoneName, fromSerial: 1, toSerial: 2, operation: .putMember(m), removed: [], added: m.records))
+        try store.commitSync(StoreChange(zone: zoneName, fromSerial: 2, toSerial: 3, operation: .deleteMember(m.name), removed: m.records, added: []))
+        let overlay = try store.loadOverlays()[zoneName]
+        #expect(overlay?.members.isEmpty == true)
+        #expect(overlay?.serial == 3)
+    }
+
+    @Test func garbageIsRefusedNotOverwritten() throws {
+        let dir = tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/" + RegistrationStore.fileName
+        let garbage = Data((0..<8192).map { UInt8(truncatingIfNeeded: $0 &* 7919) })
+        try garbage.write(to: URL(fileURLWithPath: path))
+        #expect(throws: StoreError.self) { try RegistrationStore(directory: dir) }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == garbage)
+    }
+
+    @Test func aDatabaseOfAnotherProgramIsRefused() throws {
+        let dir = tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // A valid SQLite file with someone else's table and no srvd application id.
+        let other = Process()
+        other.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        other.arguments = ["python3", "-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('create table t(x)'); c.commit()", dir + "/" + RegistrationStore.fileName]
+        try other.run()
+        other.waitUntilExit()
+        do {
+            _ = try RegistrationStore(directory: dir)
+            Issue.record("expected an error")
+        } catch {
+            #expect("\(error)".contains("not a srvd store"))
+        }
+    }
+
+    @Test func aStoreFromANewerVersionIsRefused() throws {
+        let dir = tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        _ = try RegistrationStore(directory: dir)
+        let newer = Process()
+        newer.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        newer.arguments = ["python3", "-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(\"insert into grdb_migrations values ('v999')\"); c.commit()", dir + "/" + RegistrationStore.fileName]
+        try newer.run()
+        newer.waitUntilExit()
+        do {
+            _ = try RegistrationStore(directory: dir)
+            Issue.record("expected an error")
+        } catch {
+            #expect("\(error)".contains("newer srvd"))
+        }
+    }
+}
