@@ -82,22 +82,23 @@ public struct Responder: Sendable {
             }
         }
 
-        guard question.rrClass == .in else {
+        // QCLASS * (RFC 1035 §3.2.5) is answered from the IN data, as NSD does, but not
+        // authoritatively: srvd cannot speak for every class.
+        let anyClass = question.rrClass == .any
+        guard question.rrClass == .in || anyClass else {
             responseEDNS?.options = [.extendedError(21)]  // RFC 8914 §4.22 Not Supported
             return build(header, question, rcode: .refused, edns: responseEDNS, limit: limit)
         }
-        switch question.type {
-        case .opt:
-            // RFC 6891 §6.1.1: OPT is a pseudo-type, not something to ask for.
-            return build(header, question, rcode: .formErr, edns: responseEDNS, limit: limit)
-        case .axfr, .ixfr:
+        if question.type == .axfr || question.type == .ixfr {
+            // RFC 5936 §4.2: AXFR is not defined over UDP (NOTIMP, as NSD). IXFR over UDP
+            // (RFC 1995 §2) and every transfer over TCP are refused until transfers are
+            // configured.
+            if transport == .udp, question.type == .axfr { return build(header, question, rcode: .notImp, edns: responseEDNS, limit: limit) }
             responseEDNS?.options = [.extendedError(21)]
             return build(header, question, rcode: .refused, edns: responseEDNS, limit: limit)
-        default:
-            break
         }
 
-        let result = zones.lookup(question.name, question.type)
+        let result = zones.lookup(question.name, question.type, authority: !anyClass)
         let rcode: RCode
         switch result.kind {
         case .answer, .cname, .noData, .delegation: rcode = .noError
@@ -106,7 +107,7 @@ public struct Responder: Sendable {
             rcode = .refused
             responseEDNS?.options = [.extendedError(20)]  // RFC 8914 §4.21 Not Authoritative
         }
-        header.aa = result.authoritative
+        header.aa = result.authoritative && !anyClass
         return build(header, question, rcode: rcode, edns: responseEDNS, limit: limit, result: result)
     }
 

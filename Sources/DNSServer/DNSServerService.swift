@@ -49,17 +49,36 @@ public final class DNSServerService: Service, Sendable {
         var channels: [(transport: Transport, channel: any Channel)] = []
         do {
             for address in configuration.listen {
-                let udp = try await listening(.udp, address) { try await makeUDP(address) }
+                let (udp, tcp) = try await bindPair(address)
                 channels.append((.udp, udp))
-                // With port 0 the kernel picks one; TCP then takes the same number.
-                let tcpAddress = HostPort(host: address.host, port: udp.localAddress?.port ?? address.port)
-                channels.append((.tcp, try await listening(.tcp, tcpAddress) { try await makeTCP(tcpAddress) }))
+                channels.append((.tcp, tcp))
             }
         } catch {
             for c in channels { try? await c.channel.close() }
             throw error
         }
         return channels
+    }
+
+    /// UDP and TCP on the same address and port. With port 0 the kernel picks a UDP port,
+    /// and TCP takes the same number; if some TCP socket already holds that number, both
+    /// are given up and another number is tried.
+    private func bindPair(_ address: HostPort) async throws -> (any Channel, any Channel) {
+        var attempt = 0
+        while true {
+            attempt += 1
+            let udp = try await listening(.udp, address) { try await makeUDP(address) }
+            let tcpAddress = HostPort(host: address.host, port: udp.localAddress?.port ?? address.port)
+            do {
+                let tcp = try await listening(.tcp, tcpAddress) { try await makeTCP(tcpAddress) }
+                return (udp, tcp)
+            } catch let error as ListenError where address.port == 0 && attempt < 20 && error.isAddressInUse {
+                try? await udp.close()
+            } catch {
+                try? await udp.close()
+                throw error
+            }
+        }
     }
 
     public func run() async throws {
@@ -135,6 +154,8 @@ public struct ListenError: Error, CustomStringConvertible {
     public var transport: Transport
     public var address: HostPort
     public var underlying: any Error
+
+    var isAddressInUse: Bool { (underlying as? IOError)?.errnoCode == EADDRINUSE }
 
     public var description: String {
         var why = "\(underlying)"

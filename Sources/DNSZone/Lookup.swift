@@ -64,9 +64,12 @@ public final class ZoneSet: Sendable {
     /// Answers one question from the snapshot, following RFC 1034 §4.3.2 with the
     /// refinements of RFC 2308 (negative answers), RFC 4592 (wildcards) and RFC 6604
     /// (RCODE after CNAMEs).
-    public func lookup(_ qname: DNSName, _ qtype: RRType) -> LookupResult {
+    ///
+    /// Without `authority`, answers carry no authority section (and no additional data for
+    /// it): the shape NSD gives QCLASS * questions. Referrals keep theirs.
+    public func lookup(_ qname: DNSName, _ qtype: RRType, authority: Bool = true) -> LookupResult {
         guard let zone = zone(containing: qname) else { return LookupResult(kind: .refused) }
-        return zone.lookup(qname, qtype)
+        return zone.lookup(qname, qtype, authority: authority)
     }
 }
 
@@ -112,7 +115,7 @@ extension Zone {
         return .exact(encloser)
     }
 
-    public func lookup(_ qname: DNSName, _ qtype: RRType) -> LookupResult {
+    public func lookup(_ qname: DNSName, _ qtype: RRType, authority: Bool = true) -> LookupResult {
         var answer: [RRSet] = []
         var current = qname
         var visited: [DNSName] = [qname]
@@ -127,11 +130,11 @@ extension Zone {
                 r.additional = additional(for: [ns], glue: true)
                 return r
             case .nxDomain:
-                return negative(.nxDomain, answer: answer)
+                return negative(.nxDomain, answer: answer, authority: authority)
             case .exact(let node), .wildcard(let node):
                 if qtype == .any {
                     // Like NSD (and RFC 8482 §4.2): one RRset, no authority section.
-                    guard let first = node.rrsets.first else { return negative(.noData, answer: answer) }
+                    guard let first = node.rrsets.first else { return negative(.noData, answer: answer, authority: authority) }
                     var r = LookupResult(kind: .answer)
                     r.answer = answer + [first.renamed(current)]
                     r.additional = additional(for: r.answer, glue: false)
@@ -139,7 +142,7 @@ extension Zone {
                 }
                 if let set = node.rrset(qtype) {
                     answer.append(set.renamed(current))
-                    return positive(answer)
+                    return positive(answer, authority: authority)
                 }
                 if let cname = node.rrset(.cname), case .cname(let target) = cname.rdatas[0] {
                     answer.append(cname.renamed(current))
@@ -155,25 +158,29 @@ extension Zone {
                     current = target
                     continue
                 }
-                return negative(.noData, answer: answer)
+                return negative(.noData, answer: answer, authority: authority)
             }
         }
     }
 
-    private func positive(_ answer: [RRSet]) -> LookupResult {
+    private func positive(_ answer: [RRSet], authority: Bool) -> LookupResult {
         var r = LookupResult(kind: .answer)
         r.answer = answer
-        // NSD's default: the apex NS RRset in authority, unless the answer is that RRset.
-        if !answer.contains(where: { $0.type == .ns && $0.name == origin }) {
+        // NSD's default: the apex NS RRset in authority, unless the answer is that RRset,
+        // or DS/DNSKEY, which NSD answers bare (a DS answer comes from the parent side of a
+        // cut, where the apex NS would mislead).
+        let bare = answer.contains { ($0.type == .ns && $0.name == origin) || $0.type == .ds || $0.type == .dnskey }
+        if authority, !bare {
             r.authority = [apexNS]
         }
         r.additional = additional(for: r.answer + r.authority, glue: false)
         return r
     }
 
-    private func negative(_ kind: LookupKind, answer: [RRSet]) -> LookupResult {
+    private func negative(_ kind: LookupKind, answer: [RRSet], authority: Bool) -> LookupResult {
         var r = LookupResult(kind: kind)
         r.answer = answer
+        guard authority else { return r }
         // RFC 2308 §3: the SOA goes in authority with TTL min(SOA TTL, SOA MINIMUM).
         var soa = soaRRSet
         soa.ttl = negativeTTL

@@ -152,8 +152,12 @@ public struct ZoneBuilder: Sendable {
     public let defaultTTL: UInt32
     private var nodes: [DNSName: Node] = [:]
     private var order: [DNSName] = []
-    /// Where each RRset was first seen, for later whole-zone errors.
+    /// Where each RRset was first seen, and in which order, for whole-zone errors: they
+    /// point at the record that broke the rule, the later of the two that clash.
     private var locations: [RRKey: SourceLocation] = [:]
+    private var sequence: [RRKey: Int] = [:]
+    /// Where a second CNAME record for a name was seen.
+    private var extraCNAME: [DNSName: SourceLocation] = [:]
     private var soaCount = 0
     private var errors: [ZoneError] = []
     private var warnings: [ZoneError] = []
@@ -220,6 +224,7 @@ public struct ZoneBuilder: Sendable {
         if let i = node.rrsets.firstIndex(where: { $0.type == rr.type }) {
             // RFC 2181 §5: duplicates collapse into one record.
             if node.rrsets[i].rdatas.contains(rr.rdata) { return }
+            if rr.type == .cname, extraCNAME[rr.name] == nil, let location { extraCNAME[rr.name] = location }
             // RFC 2181 §5.2: all TTLs of an RRset are equal; like NSD we keep going and use
             // the lowest, which is what a careful resolver would do.
             if node.rrsets[i].ttl != rr.ttl {
@@ -230,7 +235,9 @@ public struct ZoneBuilder: Sendable {
             node.rrsets[i].rdatas.append(rr.rdata)
         } else {
             node.rrsets.append(RRSet(name: rr.name, type: rr.type, ttl: rr.ttl, rdatas: [rr.rdata]))
-            locations[RRKey(name: rr.name, type: rr.type)] = location
+            let key = RRKey(name: rr.name, type: rr.type)
+            locations[key] = location
+            sequence[key] = sequence.count
         }
         nodes[rr.name] = node
     }
@@ -249,16 +256,19 @@ public struct ZoneBuilder: Sendable {
         }
         for name in order {
             guard let node = nodes[name], let cname = node.rrset(.cname) else { continue }
-            let loc = locations[RRKey(name: name, type: .cname)]
+            let cnameKey = RRKey(name: name, type: .cname)
             // RFC 2181 §10.1: a CNAME is alone at its name (DNSSEC's RRSIG/NSEC excepted,
             // RFC 4035 §2.5), and there is only one.
             if cname.rdatas.count > 1 {
-                errors.append(ZoneError("more than one CNAME record at \(name)", at: loc))
+                errors.append(ZoneError("more than one CNAME record at \(name)", at: extraCNAME[name] ?? locations[cnameKey]))
             }
             let others = node.rrsets.filter { $0.type != .cname && $0.type != .rrsig && $0.type != .nsec }
             if !others.isEmpty {
                 let types = others.map { $0.type.description }.joined(separator: ", ")
-                errors.append(ZoneError("CNAME at \(name) cannot coexist with other data (\(types))", at: loc))
+                // Blame whichever came second: the CNAME, or the first other RRset.
+                let firstOther = others.map { RRKey(name: name, type: $0.type) }.min { sequence[$0, default: 0] < sequence[$1, default: 0] }!
+                let later = sequence[cnameKey, default: 0] > sequence[firstOther, default: 0] ? cnameKey : firstOther
+                errors.append(ZoneError("CNAME at \(name) cannot coexist with other data (\(types))", at: locations[later]))
             }
         }
         if !errors.isEmpty { throw ZoneErrors(errors) }

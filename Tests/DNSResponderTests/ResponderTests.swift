@@ -113,6 +113,20 @@ func respond(_ bytes: [UInt8], _ transport: Transport = .udp) -> Message? {
         #expect(m.edns?.options == [.extendedError(21)])
     }
 
+    /// QCLASS * gets the IN data without AA and without authority, as NSD answers it.
+    @Test func classAnyIsAnsweredNonAuthoritatively() throws {
+        let positive = try #require(respond(query("infra0.lab.example.", .a, rrClass: .any).encode()))
+        #expect(positive.rcode == .noError)
+        #expect(!positive.header.aa)
+        #expect(positive.answers.count == 1)
+        #expect(positive.authorities.isEmpty)
+        #expect(positive.additionals.isEmpty)
+        let negative = try #require(respond(query("nothere.lab.example.", .a, rrClass: .any).encode()))
+        #expect(negative.rcode == .nxDomain)
+        #expect(!negative.header.aa)
+        #expect(negative.authorities.isEmpty)
+    }
+
     @Test func namesOutsideEveryZoneAreRefusedNotAuthoritative() throws {
         let m = try #require(respond(query("example.com.", .a).encode()))
         #expect(m.rcode == .refused)
@@ -120,13 +134,20 @@ func respond(_ bytes: [UInt8], _ transport: Transport = .udp) -> Message? {
         #expect(m.edns?.options == [.extendedError(20)])
     }
 
-    @Test func zoneTransfersAreRefusedForNow() throws {
+    /// As NSD: AXFR over UDP is NOTIMP; IXFR over UDP and both over TCP are REFUSED.
+    @Test func zoneTransfersAreNotServedYet() throws {
         #expect(respond(query("lab.example.", .axfr).encode(), .tcp)?.rcode == .refused)
+        #expect(respond(query("lab.example.", .ixfr).encode(), .tcp)?.rcode == .refused)
+        #expect(respond(query("lab.example.", .axfr).encode())?.rcode == .notImp)
         #expect(respond(query("lab.example.", .ixfr).encode())?.rcode == .refused)
     }
 
-    @Test func optAsAQuestionTypeIsFORMERR() throws {
-        #expect(respond(query("lab.example.", .opt).encode())?.rcode == .formErr)
+    /// NSD treats a question for type OPT like any other type: no such data.
+    @Test func optAsAQuestionTypeIsNoData() throws {
+        let m = try #require(respond(query("infra0.lab.example.", .opt).encode()))
+        #expect(m.rcode == .noError)
+        #expect(m.answers.isEmpty)
+        #expect(m.authorities.first?.type == .soa)
     }
 
     @Test func srvTargetsAreWrittenUncompressed() throws {

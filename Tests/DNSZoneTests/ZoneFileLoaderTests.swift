@@ -131,8 +131,10 @@ func firstError(_ path: String, origin: DNSName? = nil) -> String? {
         (goodZone + "@ SOA ns1 hostmaster 2 3600 900 604800 60\n", "7: more than one SOA record; a zone has exactly one"),
         (goodZone + "sub SOA ns1 hostmaster 2 3600 900 604800 60\n", "7: SOA record for sub.lab.example. is not at the zone apex lab.example."),
         ("$TTL 300\n@ SOA ns1 hostmaster 1 3600 900 604800 60\nns1 A 127.0.0.1\n", "2: zone lab.example. has no NS records at its apex"),
-        (goodZone + "www CNAME infra0\nwww A 127.0.0.1\n", "7: CNAME at www.lab.example. cannot coexist with other data (A)"),
-        (goodZone + "www CNAME infra0\nwww CNAME ns1\n", "7: more than one CNAME record at www.lab.example."),
+        // The later of the two records that clash is the one blamed.
+        (goodZone + "www CNAME infra0\nx A 127.0.0.2\nwww A 127.0.0.1\n", "9: CNAME at www.lab.example. cannot coexist with other data (A)"),
+        (goodZone + "www A 127.0.0.1\nx A 127.0.0.2\nwww CNAME infra0\n", "9: CNAME at www.lab.example. cannot coexist with other data (A)"),
+        (goodZone + "www CNAME infra0\nx A 127.0.0.2\nwww CNAME ns1\n", "9: more than one CNAME record at www.lab.example."),
         (goodZone + "www.other.test. A 127.0.0.1\n", "7: out-of-zone data: www.other.test. is not in zone lab.example."),
         (goodZone + "ch CH A 127.0.0.1\n", "7: class CH is not supported, only IN"),
         (goodZone + "$TTL forever\n", "7: $TTL needs one TTL value (seconds, or units like 1h30m)"),

@@ -134,6 +134,7 @@ def http_request(
     content_type: Any = _DEFAULT,
     headers: dict[str, str] | None = None,
     host: str = HOST,
+    chunked: bool = False,
 ) -> Reply:
     """One request on a fresh connection. `body` is sent as JSON, `raw` as is. A JSON
     content type is added when there is a body unless `content_type` says otherwise (None:
@@ -156,7 +157,13 @@ def http_request(
         h["Authorization"] = f"Bearer {token}"
     conn = http.client.HTTPConnection(host, port, timeout=HTTP_TIMEOUT)
     try:
-        conn.request(method, path, body=data, headers=h)
+        if chunked and data is not None:
+            # Transfer-Encoding: chunked, no Content-Length: the server learns the size
+            # only while reading.
+            pieces = [data[i : i + 4096] for i in range(0, len(data), 4096)]
+            conn.request(method, path, body=iter(pieces), headers=h, encode_chunked=True)
+        else:
+            conn.request(method, path, body=data, headers=h)
         resp = conn.getresponse()
         payload = resp.read()
         return Reply(resp.status, {k.lower(): v for k, v in resp.getheaders()}, payload)

@@ -202,38 +202,19 @@ class Srvd:
         self.proc = spawn(self.command(), self.log_path)
         return self.proc
 
-    # With --dns HOST:0 srvd lets the kernel pick a free UDP port and then binds TCP to the
-    # same number, which another socket may hold: start fails with EADDRINUSE now and then
-    # (test_port_zero_never_collides_with_tcp reproduces it). Starting again picks another
-    # port, so that one failure does not make unrelated tests flaky.
-    START_ATTEMPTS = 5
-
     def start(self) -> "Srvd":
-        for _ in range(self.START_ATTEMPTS):
-            if self._start_once():
-                return self
-        pytest.fail(f"srvd could not bind after {self.START_ATTEMPTS} attempts:\n{self.log()}")
-
-    def _start_once(self) -> bool:
-        """Starts srvd and waits until it listens; False if it lost a port-0 bind race."""
+        """Starts srvd and waits until every listener is bound."""
         proc = self.spawn()
 
         def bound() -> bool:
             if proc.poll() is not None:
-                if self.lost_port_race():
-                    return True
                 pytest.fail(f"srvd exited with {proc.returncode} while starting:\n{self.log()}")
             return len(self.listeners()) == 2 * len(self.listen)  # a UDP and a TCP line each
 
         wait_until(bound, START_TIMEOUT, what=lambda: f"srvd to listen on {self.listen}; log:\n{self.log()}")
-        if proc.poll() is not None:
-            return False
         self.udp_ports = {host: port for transport, host, port in self.listeners() if transport == "udp"}
         self.tcp_ports = {host: port for transport, host, port in self.listeners() if transport == "tcp"}
-        return True
-
-    def lost_port_race(self) -> bool:
-        return all(a.endswith(":0") for a in self.listen) and "Address already in use" in self.log()
+        return self
 
     def listeners(self) -> list[tuple[str, str, int]]:
         """(transport, host, port) of every `serving DNS` line logged so far."""
