@@ -9,6 +9,7 @@ SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # compare it with NSD.
 APT_PACKAGES := libldns-dev pkg-config bind9-dnsutils knot-dnsutils nsd python3-venv iproute2 procps
 SRVD := .build/debug/srvd
+SRVCTL := .build/debug/srvctl
 
 .PHONY: all build run test unit integration deps deps-apt deps-python clean
 
@@ -28,7 +29,8 @@ unit:
 	$(SWIFT) test --skip-build
 
 integration:
-	SRVD_BIN=$(CURDIR)/$(SRVD) $(PY) -m pytest Tests/Integration -q -p no:cacheprovider
+	SRVD_BIN=$(CURDIR)/$(SRVD) SRVCTL_BIN=$(CURDIR)/$(SRVCTL) SRVD_TESTS_REQUIRE_TOOLS=1 \
+		$(PY) -m pytest Tests/Integration -q -p no:cacheprovider
 
 deps: deps-apt deps-python
 

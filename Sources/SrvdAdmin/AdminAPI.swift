@@ -50,41 +50,41 @@ public enum AdminAPI {
             return try json(ZonesBody(zones: zones.map { ZoneBody($0.zone, members: $0.members) }))
         }
         v1.get("zones/:zone/records") { _, context in
-            let (zone, sets) = try await registry.records(zone: context.parameters.require("zone"))
+            let (zone, sets) = try await registry.records(zone: parameter(context, "zone"))
             return try json(RecordsBody(zone: zone.origin.description, serial: zone.serial, rrsets: sets.map { RRSetBody($0.0, source: $0.1) }))
         }
         v1.put("zones/:zone/records/:owner/:type") { request, context in
             let body = try await decode(RRSetRequest.self, request, context)
             let (set, created) = try await registry.putRRSet(
-                zone: context.parameters.require("zone"), owner: context.parameters.require("owner"),
-                type: context.parameters.require("type"), ttl: body.ttl, rdata: body.rdata)
+                zone: parameter(context, "zone"), owner: parameter(context, "owner"),
+                type: parameter(context, "type"), ttl: body.ttl, rdata: body.rdata)
             return try json(RRSetBody(set, source: .api), status: created ? .created : .ok)
         }
         v1.delete("zones/:zone/records/:owner/:type") { _, context in
             try await registry.deleteRRSet(
-                zone: context.parameters.require("zone"), owner: context.parameters.require("owner"),
-                type: context.parameters.require("type"))
+                zone: parameter(context, "zone"), owner: parameter(context, "owner"),
+                type: parameter(context, "type"))
             return Response(status: .noContent)
         }
         v1.get("zones/:zone/members") { _, context in
-            let zone = try context.parameters.require("zone")
+            let zone = try parameter(context, "zone")
             let members = try await registry.members(zone: zone)
             let serial = try await registry.zone(zone).serial
             return try json(MembersBody(zone: members.first?.zone.description ?? normalizedZone(zone), serial: serial, members: members.map { MemberBody($0, serial: nil) }))
         }
         v1.get("zones/:zone/members/:name") { _, context in
-            let zone = try context.parameters.require("zone")
-            let member = try await registry.member(zone: zone, name: context.parameters.require("name"))
+            let zone = try parameter(context, "zone")
+            let member = try await registry.member(zone: zone, name: parameter(context, "name"))
             return try json(MemberBody(member, serial: try await registry.zone(zone).serial))
         }
         v1.put("zones/:zone/members/:name") { request, context in
             let spec = try await decode(MemberSpec.self, request, context)
-            let zone = try context.parameters.require("zone")
-            let (member, created) = try await registry.putMember(zone: zone, name: context.parameters.require("name"), spec: spec)
+            let zone = try parameter(context, "zone")
+            let (member, created) = try await registry.putMember(zone: zone, name: parameter(context, "name"), spec: spec)
             return try json(MemberBody(member, serial: try await registry.zone(zone).serial), status: created ? .created : .ok)
         }
         v1.delete("zones/:zone/members/:name") { _, context in
-            try await registry.deleteMember(zone: context.parameters.require("zone"), name: context.parameters.require("name"))
+            try await registry.deleteMember(zone: parameter(context, "zone"), name: parameter(context, "name"))
             return Response(status: .noContent)
         }
         return router
@@ -92,13 +92,18 @@ public enum AdminAPI {
 
     static func normalizedZone(_ text: String) -> String { text.hasSuffix(".") ? text : text + "." }
 
-    /// The OpenAPI document shipped with the binary.
-    static let openAPIDocument: [UInt8] = {
-        guard let url = Bundle.module.url(forResource: "openapi", withExtension: "yaml"),
-            let data = try? Data(contentsOf: url)
-        else { return Array("openapi document missing from the build\n".utf8) }
-        return Array(data)
-    }()
+    /// A path parameter, percent-decoded (RFC 3986 §2.1): `c%20d` is the name `c d`.
+    static func parameter(_ context: BasicRequestContext, _ name: String) throws -> String {
+        let raw = try context.parameters.require(name)
+        guard let decoded = raw.removingPercentEncoding else {
+            throw APIError(400, "the \(name) in the path is not valid percent-encoding", field: name)
+        }
+        return decoded
+    }
+
+    /// The OpenAPI document, compiled into the binary from `openapi.yaml` (see the
+    /// EmbedFiles plugin), so an installed srvd serves it without resource folders.
+    static let openAPIDocument: [UInt8] = Array(EmbeddedFiles.openapi_yaml.utf8)
 
     // MARK: Bodies
 
@@ -128,34 +133,18 @@ public enum AdminAPI {
             throw APIError(400, "the body is not valid JSON")
         }
         guard let dict = object as? [String: Any] else { throw APIError(400, "the body must be a JSON object") }
-        for key in dict.keys.sorted() where !T.fields.contains(key) {
-            throw APIError(400, "unknown field \(key); the fields are \(T.fields.sorted().joined(separator: ", "))", field: key)
+        // Check every field's kind here, so each mistake names its field in plain words
+        // (JSONDecoder calls a fraction in an integer field "not valid JSON").
+        for key in dict.keys.sorted() {
+            guard let kind = T.fields[key] else {
+                throw APIError(400, "unknown field \(key); the fields are \(T.fields.keys.sorted().joined(separator: ", "))", field: key)
+            }
+            try kind.check(dict[key]!, field: key)
         }
         do {
             return try JSONDecoder().decode(T.self, from: data)
-        } catch let DecodingError.typeMismatch(expected, ctx), let DecodingError.valueNotFound(expected, ctx) {
-            let field = fieldPath(ctx.codingPath)
-            throw APIError(400, "\(field) must be \(describe(expected))", field: field)
         } catch {
             throw APIError(400, "the body does not match the expected fields: \(error)")
-        }
-    }
-
-    static func fieldPath(_ path: [any CodingKey]) -> String {
-        var out = ""
-        for key in path {
-            if let i = key.intValue { out += "[\(i)]" } else { out += out.isEmpty ? key.stringValue : "." + key.stringValue }
-        }
-        return out
-    }
-
-    static func describe(_ type: Any.Type) -> String {
-        switch type {
-        case is Int.Type: return "a whole number"
-        case is Bool.Type: return "true or false"
-        case is String.Type: return "a string"
-        case is [String].Type: return "an array of strings"
-        default: return "of another type"
         }
     }
 
@@ -181,17 +170,48 @@ public enum AdminAPI {
 /// Bodies whose accepted fields are known, so unknown ones (a typo like `peer_port`) are
 /// reported instead of silently ignored.
 protocol FieldListing {
-    static var fields: Set<String> { get }
+    static var fields: [String: FieldKind] { get }
+}
+
+/// The JSON kind a field takes. `null` counts as leaving an optional field out.
+enum FieldKind {
+    case integer, boolean, string, strings
+
+    /// JSONSerialization returns `true`/`false` as a boolean NSNumber subclass, and any
+    /// NSNumber 0 or 1 also casts to Bool; only the class tells a JSON boolean apart.
+    static func isBoolean(_ value: Any) -> Bool {
+        String(describing: type(of: value)).contains("Boolean") || (value is Bool && !(value is NSNumber))
+    }
+
+    func check(_ value: Any, field: String) throws {
+        if value is NSNull { return }
+        switch self {
+        case .integer:
+            guard !Self.isBoolean(value), value is NSNumber else { throw APIError(400, "\(field) must be a whole number", field: field) }
+            guard value as? Int != nil else { throw APIError(400, "\(field) must be a whole number in range", field: field) }
+        case .boolean:
+            guard Self.isBoolean(value) else { throw APIError(400, "\(field) must be true or false", field: field) }
+        case .string:
+            guard value is String else { throw APIError(400, "\(field) must be a string", field: field) }
+        case .strings:
+            guard let list = value as? [Any] else { throw APIError(400, "\(field) must be an array of strings", field: field) }
+            for (i, item) in list.enumerated() where !(item is String) {
+                throw APIError(400, "\(field)[\(i)] must be a string", field: "\(field)[\(i)]")
+            }
+        }
+    }
 }
 
 extension MemberSpec: FieldListing {
-    static var fields: Set<String> { ["addresses", "peerPort", "clientPort", "tls", "service", "ttl"] }
+    static var fields: [String: FieldKind] {
+        ["addresses": .strings, "peerPort": .integer, "clientPort": .integer, "tls": .boolean, "service": .string, "ttl": .integer]
+    }
 }
 
 struct RRSetRequest: Decodable, FieldListing {
     var ttl: Int?
     var rdata: [String]?
-    static var fields: Set<String> { ["ttl", "rdata"] }
+    static var fields: [String: FieldKind] { ["ttl": .integer, "rdata": .strings] }
 }
 
 /// Every error leaves as `{"error": "...", "field": "..."}` with its status, including

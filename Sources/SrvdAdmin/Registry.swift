@@ -304,10 +304,11 @@ public actor Registry {
     /// `{zone}` from the URL, with or without the trailing dot; 404 when not served.
     private func zoneName(_ text: String) throws(APIError) -> DNSName {
         let withDot = text.hasSuffix(".") ? text : text + "."
-        guard let name = try? DNSName(withDot), served[name] != nil, fileZones[name] != nil else {
+        guard let name = try? DNSName(withDot), let zone = served[name], fileZones[name] != nil else {
             throw APIError(404, "srvd serves no zone \(withDot)")
         }
-        return name
+        // The zone as its file spells it, whatever case the URL used.
+        return zone.origin
     }
 }
 

@@ -19,7 +19,7 @@ struct Srvctl: AsyncParsableCommand {
               srvctl wait lab.example --members 3
             """,
         version: "0.1.0",
-        subcommands: [Register.self, Deregister.self, Members.self, Records.self, Wait.self]
+        subcommands: [Register.self, Deregister.self, Members.self, Records.self, Wait.self, Verify.self]
     )
 }
 
@@ -266,13 +266,22 @@ struct APIClient {
             request.headers.add(name: "Content-Type", value: "application/json")
             request.body = .bytes(ByteBuffer(bytes: try JSONEncoder().encode(body)))
         }
+        // srvctl talks to one local server: a refused connection should fail at once, not
+        // be retried with backoff until the request times out.
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool.retryConnectionEstablishment = false
+        configuration.timeout.connect = .seconds(5)
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        let bytes: [UInt8]
         let response: HTTPClientResponse
         do {
-            response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+            response = try await client.execute(request, timeout: .seconds(30))
+            bytes = Array(try await response.body.collect(upTo: 64 << 20).readableBytesView)
         } catch {
+            try? await client.shutdown()
             throw CLIError("cannot reach srvd at \(base): \(error)")
         }
-        let bytes = Array(try await response.body.collect(upTo: 64 << 20).readableBytesView)
+        try? await client.shutdown()
         let status = Int(response.status.code)
         guard (200..<300).contains(status) else {
             if let e = try? JSONDecoder().decode(ErrorBody.self, from: Data(bytes)) {

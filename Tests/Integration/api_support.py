@@ -280,15 +280,10 @@ class SrvdServer:
             )
         return self.proc
 
-    def start(self, attempts: int = 5) -> "SrvdServer":
-        for _ in range(attempts):
-            if self._start_once():
-                self._token = None
-                return self
-        raise SrvdStartError(f"srvd could not bind after {attempts} attempts:\n{self.log()}")
-
-    def _start_once(self) -> bool:
+    def start(self) -> "SrvdServer":
+        """Starts srvd and waits (with a deadline) until its listeners are logged."""
         proc = self.spawn()
+        self._token = None
         end = time.monotonic() + START_TIMEOUT
         while True:
             text = self.log()
@@ -299,10 +294,9 @@ class SrvdServer:
                 ports = {p for _, p in dns_lines}
                 assert len(ports) == 1, f"UDP and TCP DNS ports differ: {dns_lines}"
                 self.dns_port = ports.pop()
-                return True
+                return self
             if proc.poll() is not None:
-                if "Address already in use" in text:  # port-0 UDP/TCP race: try again
-                    return False
+                text = self.log()  # everything, now that it has exited
                 raise SrvdStartError(f"srvd exited with {proc.returncode} while starting:\n{text}")
             if time.monotonic() >= end:
                 self.kill()

@@ -18,6 +18,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import dns.rcode  # noqa: E402
+from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 
 from api_support import (  # noqa: E402
@@ -222,7 +223,7 @@ def test_admin_token_file_is_used(tmp_path):
         assert r.status == 200, r
         r = server.put_member("infra3", {"addresses": ["127.0.0.13"]})
         assert r.status == 201, r
-        assert_error(server.get("/v1/status", authorization="Bearer s3cret-token-for-the-admin-api\n".strip() + "!"), 401)
+        assert_error(server.get("/v1/status", authorization="Bearer s3cret-token-for-the-admin-api!"), 401)
         assert not (server.data / "admin.token").exists(), "srvd created DATA_DIR/admin.token although --admin-token-file was given"
     finally:
         server.stop()
@@ -563,6 +564,8 @@ MEMBER_ERRORS = [
     ("service-47", "infra3", {"body": {"addresses": ADDR, "service": "s" * 47}}, 400, "service"),
     ("ttl-negative", "infra3", {"body": {"addresses": ADDR, "ttl": -1}}, 400, "ttl"),
     ("ttl-2^31", "infra3", {"body": {"addresses": ADDR, "ttl": 2147483648}}, 400, "ttl"),
+    ("ttl-beyond-int64", "infra3", {"body": {"addresses": ADDR, "ttl": 99999999999999999999}}, 400, "ttl"),
+    ("peerPort-beyond-int64", "infra3", {"body": {"addresses": ADDR, "peerPort": 99999999999999999999}}, 400, "peerPort"),
     ("no-content-type", "infra3", {"body": {"addresses": ADDR}, "content_type": None}, 415, NOFIELD),
     ("text-plain", "infra3", {"body": {"addresses": ADDR}, "content_type": "text/plain"}, 415, NOFIELD),
     ("form-encoded", "infra3", {"raw": b"addresses=127.0.0.13", "content_type": "application/x-www-form-urlencoded"}, 415, NOFIELD),
@@ -634,6 +637,14 @@ def test_not_found_errors_change_nothing(srvd):
         assert_error(srvd.get("/v1/no-such-route"), 404)
         assert_error(srvd.get("/v1/zones/lab.example/no-such-thing"), 404)
         assert_error(srvd.request("GET", "/no-such-route", auth=False), 404)
+
+
+def test_invalid_member_name_in_get_and_delete_is_400(srvd):
+    srvd.ok(srvd.put_member("infra3", {"addresses": ["127.0.0.13"]}), 201)
+    with unchanged(srvd):
+        assert_error(srvd.get(f"{MEMBERS}/{'a' * 64}"), 400, "name")
+        assert_error(srvd.delete(f"{MEMBERS}/{'a' * 64}"), 400, "name")
+        assert_error(srvd.delete(f"{MEMBERS}/a..b"), 400, "name")
 
 
 # --------------------------------------------------------------------------- records API
@@ -735,6 +746,11 @@ def test_put_over_a_file_rrset(srvd):
     assert answer_set(a, "A") == {"127.0.0.20"}
     listed = [s for s in srvd.records()["rrsets"] if (s["owner"], s["type"]) == ("infra0.lab.example.", "A")]
     assert listed == [r.json]
+    # DELETE then stops serving the RRset altogether (the file's version does not come back).
+    r = srvd.delete(f"{RECORDS}/infra0/A")
+    a = srvd.query("infra0.lab.example.", "A")
+    assert r.status == 204, r
+    assert a.rcode() == dns.rcode.NXDOMAIN and not a.answer, a
 
 
 def test_delete_api_rrset(srvd):
@@ -812,6 +828,7 @@ RECORD_ERRORS = [
     ("ttl-string", "PUT", "x/TXT", {"body": {"rdata": ['"x"'], "ttl": "60"}}, 400, "ttl"),
     ("ttl-negative", "PUT", "x/TXT", {"body": {"rdata": ['"x"'], "ttl": -1}}, 400, "ttl"),
     ("ttl-2^31", "PUT", "x/TXT", {"body": {"rdata": ['"x"'], "ttl": 2147483648}}, 400, "ttl"),
+    ("ttl-fraction", "PUT", "x/TXT", {"body": {"rdata": ['"x"'], "ttl": 60.5}}, 400, "ttl"),
     ("no-content-type", "PUT", "x/TXT", {"body": {"rdata": ['"x"']}, "content_type": None}, 415, NOFIELD),
 ]
 
@@ -896,3 +913,43 @@ def test_metrics(srvd):
     assert metric_value(samples, "srvd_zone_reload_failures_total") == 0, r.text
     assert "# TYPE srvd_dns_queries_total counter" in r.text
     assert "# TYPE srvd_zone_serial gauge" in r.text
+
+
+# --------------------------------------------------------------------------- URL details
+
+
+def test_path_segments_are_percent_decoded(srvd):
+    """RFC 3986 §2.1: %69nfra3 is the name infra3."""
+    r = srvd.put_member("%69nfra3", {"addresses": ["127.0.0.13"]})
+    assert r.status == 201, r
+    assert r.json["name"] == "infra3"
+    assert answer_set(srvd.query("infra3.lab.example.", "A"), "A") == {"127.0.0.13"}
+    assert srvd.get(f"{MEMBERS}/infr%61%33").status == 200
+
+
+def test_zone_is_named_as_its_file_spells_it(srvd):
+    r = srvd.put_member("infra3", {"addresses": ["127.0.0.13"]}, zone="LAB.Example")
+    assert r.status == 201, r
+    assert r.json["zone"] == "lab.example."
+    assert r.json["fqdn"] == "infra3.lab.example."
+    records = srvd.get("/v1/zones/LAB.EXAMPLE./records")
+    assert records.json["zone"] == "lab.example."
+
+
+def test_openapi_is_served_by_a_binary_installed_alone(tmp_path, monkeypatch):
+    """The document is compiled into srvd, not read from the build folder."""
+    import api_support
+
+    alone = tmp_path / "bin" / "srvd"
+    alone.parent.mkdir()
+    alone.write_bytes(Path(SRVD_BIN).read_bytes())
+    alone.chmod(0o755)
+    monkeypatch.setattr(api_support, "SRVD_BIN", str(alone))
+    server = SrvdServer(tmp_path / "srvd")
+    try:
+        server.start()
+        r = server.request("GET", "/openapi.yaml", auth=False)
+        assert r.status == 200, r
+        assert r.text == OPENAPI_SOURCE.read_text()
+    finally:
+        server.stop()

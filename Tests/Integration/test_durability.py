@@ -8,7 +8,6 @@ import socket
 import sqlite3
 import sys
 import threading
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -200,7 +199,13 @@ def populated_store(tmp_path) -> SrvdServer:
             server.ok(server.put_member(f"m{i}", {"addresses": [address(i)]}), 201)
     finally:
         assert server.stop() == 0, server.log()
-    assert (server.data / "srvd.sqlite").exists()
+    db = server.data / "srvd.sqlite"
+    assert db.exists()
+    # Fold any WAL left behind into the main file, so the damage below hits the data.
+    con = sqlite3.connect(db)
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.close()
+    assert not (server.data / "srvd.sqlite-wal").exists()
     return server
 
 

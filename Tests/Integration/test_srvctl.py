@@ -316,3 +316,17 @@ def test_wait_after_restart_sees_persisted_members(srvd):
     srvd.start()
     deadline_wait(lambda: srvd.get("/healthz", auth=False).status == 200, 10, "srvd to answer /healthz")
     ok(ctl(srvd, "wait", ZONE_ARG, "--members", "1", "--timeout", "20s"))
+
+
+def test_an_unreachable_server_fails_at_once(tmp_path):
+    """A refused connection is reported straight away, not retried until a timeout."""
+    token = tmp_path / "token"
+    token.write_text("x" * 64 + "\n")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # free once closed: nothing listens there
+    started = time.monotonic()
+    p = run_srvctl("members", "lab.example", "--server", f"http://127.0.0.1:{port}", "--token-file", str(token))
+    assert p.returncode != 0
+    assert "cannot reach srvd" in p.stderr, p.stderr
+    assert time.monotonic() - started < 10
