@@ -109,18 +109,19 @@ public final class DNSServerService: Service, Sendable {
 
     private static let v6onlyOption = ChannelOptions.Types.SocketOption(level: .init(IPPROTO_IPV6), name: .init(IPV6_V6ONLY))
 
+    private var answerer: QueryAnswerer {
+        QueryAnswerer(store: store, responder: configuration.responder, observer: observer)
+    }
+
     private func makeUDP(_ address: HostPort) async throws -> any Channel {
-        let store = self.store
-        let responder = configuration.responder
-        let observer = self.observer
+        let answerer = self.answerer
         // No SO_REUSEADDR: on Linux it would let a second server share the UDP port unnoticed.
         var bootstrap = DatagramBootstrap(group: group)
         if Self.isIPv6(address) { bootstrap = bootstrap.channelOption(Self.v6onlyOption, value: 1) }
         return try await bootstrap
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(
-                        UDPQueryHandler(store: store, responder: responder, observer: observer))
+                    try channel.pipeline.syncOperations.addHandler(UDPQueryHandler(answerer: answerer))
                 }
             }
             .bind(host: address.host, port: address.port)
@@ -128,9 +129,7 @@ public final class DNSServerService: Service, Sendable {
     }
 
     private func makeTCP(_ address: HostPort) async throws -> any Channel {
-        let store = self.store
-        let responder = configuration.responder
-        let observer = self.observer
+        let answerer = self.answerer
         let idle = configuration.tcpIdleTimeout
         var bootstrap = ServerBootstrap(group: group).serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
         if Self.isIPv6(address) { bootstrap = bootstrap.serverChannelOption(Self.v6onlyOption, value: 1) }
@@ -142,7 +141,7 @@ public final class DNSServerService: Service, Sendable {
                     let ops = channel.pipeline.syncOperations
                     try ops.addHandler(IdleStateHandler(readTimeout: idle))
                     try ops.addHandler(ByteToMessageHandler(DNSTCPFrameDecoder()))
-                    try ops.addHandler(TCPQueryHandler(store: store, responder: responder, observer: observer))
+                    try ops.addHandler(TCPQueryHandler(answerer: answerer))
                 }
             }
             .bind(host: address.host, port: address.port)

@@ -5,28 +5,38 @@ import NIOCore
 /// Called for every response sent; the metrics layer hooks in here.
 public typealias ResponseObserver = @Sendable (Response, Transport) -> Void
 
+/// What both transports do with a message: answer it from the current snapshot and tell
+/// the observer.
+struct QueryAnswerer: Sendable {
+    let store: ZoneStore
+    let responder: Responder
+    let observer: ResponseObserver?
+
+    func answer(_ message: ByteBuffer, over transport: Transport) -> Response? {
+        guard let response = responder.respond(to: Array(message.readableBytesView), over: transport, zones: store.snapshot) else {
+            return nil
+        }
+        observer?(response, transport)
+        return response
+    }
+}
+
 /// Answers UDP datagrams. Responses are written as they are computed and flushed once per
 /// read burst, so NIO can hand a whole burst to the kernel at once.
 final class UDPQueryHandler: ChannelInboundHandler {
     typealias InboundIn = AddressedEnvelope<ByteBuffer>
     typealias OutboundOut = AddressedEnvelope<ByteBuffer>
 
-    private let store: ZoneStore
-    private let responder: Responder
-    private let observer: ResponseObserver?
+    private let answerer: QueryAnswerer
     private var pending = false
 
-    init(store: ZoneStore, responder: Responder, observer: ResponseObserver?) {
-        self.store = store
-        self.responder = responder
-        self.observer = observer
+    init(answerer: QueryAnswerer) {
+        self.answerer = answerer
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let envelope = unwrapInboundIn(data)
-        let bytes = Array(envelope.data.readableBytesView)
-        guard let response = responder.respond(to: bytes, over: .udp, zones: store.snapshot) else { return }
-        observer?(response, .udp)
+        guard let response = answerer.answer(envelope.data, over: .udp) else { return }
         let out = context.channel.allocator.buffer(bytes: response.bytes)
         context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: envelope.remoteAddress, data: out)), promise: nil)
         pending = true
@@ -77,23 +87,16 @@ final class TCPQueryHandler: ChannelDuplexHandler {
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    private let store: ZoneStore
-    private let responder: Responder
-    private let observer: ResponseObserver?
+    private let answerer: QueryAnswerer
     private var lastWrite: EventLoopFuture<Void>?
     private var pending = false
 
-    init(store: ZoneStore, responder: Responder, observer: ResponseObserver?) {
-        self.store = store
-        self.responder = responder
-        self.observer = observer
+    init(answerer: QueryAnswerer) {
+        self.answerer = answerer
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let frame = unwrapInboundIn(data)
-        let bytes = Array(frame.readableBytesView)
-        guard let response = responder.respond(to: bytes, over: .tcp, zones: store.snapshot) else { return }
-        observer?(response, .tcp)
+        guard let response = answerer.answer(unwrapInboundIn(data), over: .tcp) else { return }
         var out = context.channel.allocator.buffer(capacity: response.bytes.count + 2)
         out.writeInteger(UInt16(response.bytes.count))
         out.writeBytes(response.bytes)

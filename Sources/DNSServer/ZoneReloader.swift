@@ -18,8 +18,6 @@ public actor ZoneReloader {
     private var zonesByFile: [String: Zone] = [:]
     private var fingerprint: [String: String] = [:]
     private var includedFiles: [String] = []
-    public private(set) var failures = 0
-    public private(set) var reloads = 0
 
     public init(directory: ZoneDirectory, logger: Logger, onFailure: (@Sendable () -> Void)? = nil, publish: @escaping Publish) {
         self.directory = directory
@@ -57,7 +55,6 @@ public actor ZoneReloader {
         do {
             results = try directory.loadEach()
         } catch {
-            failures += 1
             onFailure?()
             logger.error("reload failed, keeping the served zones", metadata: ["reason": "\(reason)", "error": "\(error)"])
             return false
@@ -75,10 +72,8 @@ public actor ZoneReloader {
             }
         }
         if !ok {
-            failures += 1
             onFailure?()
         }
-        reloads += 1
         await install(results, fingerprintBefore: fingerprintBefore)
         logger.notice("zones reloaded", metadata: ["reason": "\(reason)", "zones": "\(zonesByFile.count)", "clean": "\(ok)"])
         return ok
@@ -95,9 +90,6 @@ public actor ZoneReloader {
         generation += 1
         await publish(Array(zones.values), generation)
     }
-
-    /// The zones loaded from files, by origin.
-    public var fileZones: [Zone] { Array(zonesByFile.values) }
 
     /// Reloads when the folder's fingerprint changed since the last load.
     public func reloadIfChanged() async {

@@ -186,15 +186,6 @@ public struct DNSName: Sendable {
         return DNSName(uncheckedWire: bytes)
     }
 
-    /// `label` + `.` + self.
-    public func prepending(label: [UInt8]) throws(DNSNameError) -> DNSName {
-        guard !label.isEmpty else { throw .emptyLabel }
-        guard label.count <= Self.maxLabelLength else { throw .labelTooLong }
-        let bytes = [UInt8(label.count)] + label + wire
-        guard bytes.count <= Self.maxWireLength else { throw .nameTooLong }
-        return DNSName(uncheckedWire: bytes)
-    }
-
     /// True when `self` equals `other` or lies below it (case-insensitively).
     public func isSubdomain(of other: DNSName) -> Bool {
         let offset = wire.count - other.wire.count
@@ -230,19 +221,6 @@ public struct DNSName: Sendable {
             ib += 1
         }
         return true
-    }
-
-    /// Number of labels `self` and `other` share at their right ends.
-    public func commonSuffixLabelCount(with other: DNSName) -> Int {
-        let a = labels
-        let b = other.labels
-        var n = 0
-        while n < a.count, n < b.count,
-            Self.equalIgnoringCase(a[a.count - 1 - n], b[b.count - 1 - n])
-        {
-            n += 1
-        }
-        return n
     }
 }
 

@@ -60,7 +60,7 @@ func queryBytes(_ name: String, id: UInt16) -> [UInt8] {
     func makeChannel() throws -> EmbeddedChannel {
         let channel = EmbeddedChannel()
         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(DNSTCPFrameDecoder()))
-        try channel.pipeline.syncOperations.addHandler(TCPQueryHandler(store: zoneStore, responder: Responder(), observer: nil))
+        try channel.pipeline.syncOperations.addHandler(TCPQueryHandler(answerer: QueryAnswerer(store: zoneStore, responder: Responder(), observer: nil)))
         return channel
     }
 
