@@ -68,6 +68,8 @@ let package = Package(
             exclude: ["openapi.yaml"],
             plugins: ["EmbedFiles"]
         ),
+        // Profiling aid: the responder in a loop on the benchmark's query mix.
+        .executableTarget(name: "srvd-microbench", dependencies: ["DNSResponder", "DNSServer", "DNSWire", "DNSZone"]),
         // Build-time helper: compiles files (the OpenAPI document) into Swift sources.
         .executableTarget(name: "embed-files"),
         .plugin(name: "EmbedFiles", capability: .buildTool(), dependencies: ["embed-files"]),
