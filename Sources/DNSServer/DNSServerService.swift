@@ -107,6 +107,12 @@ public final class DNSServerService: Service, Sendable {
     /// `--dns 0.0.0.0:53 --dns [::]:53` works, as NSD does.
     private static func isIPv6(_ address: HostPort) -> Bool { address.host.contains(":") }
 
+    static let vectorReadCount = 64
+    /// Room for one query datagram: queries are small, but EDNS lets clients send up to
+    /// 65535 octets; anything longer than this is truncated by the kernel and then fails to
+    /// decode (FORMERR), which is what an oversized query deserves.
+    static let maxQuerySize = 4096
+
     private static let v6onlyOption = ChannelOptions.Types.SocketOption(level: .init(IPPROTO_IPV6), name: .init(IPV6_V6ONLY))
 
     private var answerer: QueryAnswerer {
@@ -116,7 +122,11 @@ public final class DNSServerService: Service, Sendable {
     private func makeUDP(_ address: HostPort) async throws -> any Channel {
         let answerer = self.answerer
         // No SO_REUSEADDR: on Linux it would let a second server share the UDP port unnoticed.
+        // Vector reads take up to 64 datagrams per recvmmsg(2); the handler flushes once per
+        // burst, which NIO turns into one sendmmsg(2).
         var bootstrap = DatagramBootstrap(group: group)
+            .channelOption(.datagramVectorReadMessageCount, value: Self.vectorReadCount)
+            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: Self.vectorReadCount * Self.maxQuerySize))
         if Self.isIPv6(address) { bootstrap = bootstrap.channelOption(Self.v6onlyOption, value: 1) }
         return try await bootstrap
             .channelInitializer { channel in

@@ -1,33 +1,56 @@
 import DNSResponder
+import DNSWire
 import DNSZone
 import NIOCore
 
-/// Called for every response sent; the metrics layer hooks in here.
-public typealias ResponseObserver = @Sendable (Response, Transport) -> Void
+/// How many responses of one RCODE and question type were sent.
+public struct QueryTally: Sendable, Equatable {
+    public var rcode: RCode
+    public var qtype: RRType?
+    public var count: Int
+}
 
-/// What both transports do with a message: answer it from the current snapshot and tell
-/// the observer.
+/// Receives what was answered, once per read burst rather than per query, so that counting
+/// costs one call (and one lock in the metrics layer) per burst.
+public typealias ResponseObserver = @Sendable ([QueryTally], Transport) -> Void
+
+/// Counts responses until the handler hands them to the observer.
+struct Tallies {
+    private(set) var items: [QueryTally] = []
+
+    mutating func record(_ rcode: RCode, _ qtype: RRType?) {
+        // A burst has few distinct kinds; a short linear search beats hashing.
+        for i in items.indices where items[i].rcode == rcode && items[i].qtype == qtype {
+            items[i].count += 1
+            return
+        }
+        items.append(QueryTally(rcode: rcode, qtype: qtype, count: 1))
+    }
+
+    mutating func flush(to observer: ResponseObserver?, _ transport: Transport) {
+        guard !items.isEmpty else { return }
+        observer?(items, transport)
+        items.removeAll(keepingCapacity: true)
+    }
+}
+
+/// What both transports share: the snapshot, the responder and the observer.
 struct QueryAnswerer: Sendable {
     let store: ZoneStore
     let responder: Responder
     let observer: ResponseObserver?
-
-    func answer(_ message: ByteBuffer, over transport: Transport) -> Response? {
-        guard let response = responder.respond(to: Array(message.readableBytesView), over: transport, zones: store.snapshot) else {
-            return nil
-        }
-        observer?(response, transport)
-        return response
-    }
 }
 
-/// Answers UDP datagrams. Responses are written as they are computed and flushed once per
-/// read burst, so NIO can hand a whole burst to the kernel at once.
+/// Answers UDP datagrams through a cache of this event loop's own (`AnswerCache`): a
+/// repeated question is answered without running the responder. Responses are written as
+/// they are made and flushed once per read burst, which NIO sends with one sendmmsg(2).
 final class UDPQueryHandler: ChannelInboundHandler {
     typealias InboundIn = AddressedEnvelope<ByteBuffer>
     typealias OutboundOut = AddressedEnvelope<ByteBuffer>
 
     private let answerer: QueryAnswerer
+    private let cache = AnswerCache()
+    private var tallies = Tallies()
     private var pending = false
 
     init(answerer: QueryAnswerer) {
@@ -36,8 +59,17 @@ final class UDPQueryHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let envelope = unwrapInboundIn(data)
-        guard let response = answerer.answer(envelope.data, over: .udp) else { return }
-        let out = context.channel.allocator.buffer(bytes: response.bytes)
+        let zones = answerer.store.snapshot
+        var out: ByteBuffer? = nil
+        let answered = envelope.data.withUnsafeReadableBytes { query in
+            cache.respond(to: query, over: .udp, zones: zones, responder: answerer.responder) { bytes in
+                var buffer = context.channel.allocator.buffer(capacity: bytes.count)
+                buffer.writeBytes(bytes)
+                out = buffer
+            }
+        }
+        guard let answered, let out else { return }
+        tallies.record(answered.rcode, answered.qtype)
         context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: envelope.remoteAddress, data: out)), promise: nil)
         pending = true
     }
@@ -47,6 +79,7 @@ final class UDPQueryHandler: ChannelInboundHandler {
             pending = false
             context.flush()
         }
+        tallies.flush(to: answerer.observer, .udp)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
@@ -95,8 +128,14 @@ final class TCPQueryHandler: ChannelDuplexHandler {
         self.answerer = answerer
     }
 
+    private var tallies = Tallies()
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard let response = answerer.answer(unwrapInboundIn(data), over: .tcp) else { return }
+        let frame = unwrapInboundIn(data)
+        guard let response = answerer.responder.respond(to: Array(frame.readableBytesView), over: .tcp, zones: answerer.store.snapshot) else {
+            return
+        }
+        tallies.record(response.rcode, response.qtype)
         var out = context.channel.allocator.buffer(capacity: response.bytes.count + 2)
         out.writeInteger(UInt16(response.bytes.count))
         out.writeBytes(response.bytes)
@@ -111,6 +150,7 @@ final class TCPQueryHandler: ChannelDuplexHandler {
             pending = false
             context.flush()
         }
+        tallies.flush(to: answerer.observer, .tcp)
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {

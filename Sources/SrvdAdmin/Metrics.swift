@@ -1,4 +1,5 @@
 import DNSResponder
+import DNSServer
 import DNSWire
 import DNSZone
 import Prometheus
@@ -28,19 +29,25 @@ public final class SrvdMetrics: Sendable {
     /// cannot create 65536 time series.
     private static let labelledTypes: Set<RRType> = [.a, .aaaa, .srv, .ns, .soa, .cname, .mx, .txt, .ptr, .any, .ds, .caa, .https, .svcb, .axfr, .ixfr, .dnskey]
 
-    public func queryAnswered(_ response: Response, _ transport: Transport) {
-        let qtype = response.qtype.map { Self.labelledTypes.contains($0) ? $0.description : "other" } ?? "none"
-        let key = QueryKey(transport: transport, rcode: response.rcode.rawValue, qtype: qtype)
-        let counter = queryCounters.withLock { counters in
-            if let c = counters[key] { return c }
-            let c = registry.makeCounter(
-                name: "srvd_dns_queries_total",
-                labels: [("transport", transport.rawValue), ("rcode", response.rcode.description), ("qtype", qtype)],
-                help: "DNS responses sent, by transport, response code and question type.")
-            counters[key] = c
-            return c
+    /// Counts a burst of responses (one lock per burst, not per query).
+    public func queriesAnswered(_ tallies: [QueryTally], _ transport: Transport) {
+        queryCounters.withLock { counters in
+            for t in tallies {
+                let qtype = t.qtype.map { Self.labelledTypes.contains($0) ? $0.description : "other" } ?? "none"
+                let key = QueryKey(transport: transport, rcode: t.rcode.rawValue, qtype: qtype)
+                let counter: Counter
+                if let c = counters[key] {
+                    counter = c
+                } else {
+                    counter = registry.makeCounter(
+                        name: "srvd_dns_queries_total",
+                        labels: [("transport", transport.rawValue), ("rcode", t.rcode.description), ("qtype", qtype)],
+                        help: "DNS responses sent, by transport, response code and question type.")
+                    counters[key] = counter
+                }
+                counter.increment(by: Int64(t.count))
+            }
         }
-        counter.increment()
     }
 
     public func registration(_ result: String) {

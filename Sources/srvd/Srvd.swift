@@ -144,7 +144,7 @@ struct Serve: AsyncParsableCommand {
                 listen: listen, tcpIdleTimeout: .seconds(Int64(tcpIdleTimeout)),
                 responder: Responder(maxUDPPayload: UInt16(maxUDPPayload))),
             store: zoneStore, logger: logger,
-            observer: { response, transport in metrics.queryAnswered(response, transport) },
+            observer: { tallies, transport in metrics.queriesAnswered(tallies, transport) },
             onBound: { addresses in info.dns = Array(Set(addresses.map(describeAddress))).sorted() })
         let reloads = ZoneReloadService(
             reloader: reloader, watchInterval: watchInterval > 0 ? .milliseconds(Int64(watchInterval * 1000)) : nil)
