@@ -126,6 +126,7 @@ public final class DNSServerService: Service, Sendable {
         // burst, which NIO turns into one sendmmsg(2).
         var bootstrap = DatagramBootstrap(group: group)
             .channelOption(.datagramVectorReadMessageCount, value: Self.vectorReadCount)
+            .channelOption(.maxMessagesPerRead, value: 1)
             .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: Self.vectorReadCount * Self.maxQuerySize))
         if Self.isIPv6(address) { bootstrap = bootstrap.channelOption(Self.v6onlyOption, value: 1) }
         return try await bootstrap
