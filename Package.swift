@@ -18,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
     ],
     targets: [
         // libldns, found through pkg-config; only DNSZone's loader talks to it.
@@ -32,11 +33,16 @@ let package = Package(
         .target(name: "DNSZone", dependencies: ["DNSWire", "CLDNS"]),
         // Layer 3: query bytes in, response bytes out. No I/O.
         .target(name: "DNSResponder", dependencies: ["DNSWire", "DNSZone"]),
-        // Layer 4: UDP/TCP transport over SwiftNIO, snapshots, reload.
+        // Zone transfers (AXFR, IXFR), NOTIFY and TSIG: messages only, no sockets.
+        .target(
+            name: "DNSTransfer",
+            dependencies: ["DNSWire", "DNSZone", .product(name: "Crypto", package: "swift-crypto")]
+        ),
+        // Layer 4: UDP/TCP transport over SwiftNIO, snapshots, reload, transfers, NOTIFY.
         .target(
             name: "DNSServer",
             dependencies: [
-                "DNSWire", "DNSZone", "DNSResponder",
+                "DNSWire", "DNSZone", "DNSResponder", "DNSTransfer",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -59,7 +65,7 @@ let package = Package(
         .target(
             name: "SrvdAdmin",
             dependencies: [
-                "DNSWire", "DNSZone", "DNSResponder", "DNSServer", "Registration", "SrvdStore",
+                "DNSWire", "DNSZone", "DNSResponder", "DNSServer", "DNSTransfer", "Registration", "SrvdStore",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -76,7 +82,7 @@ let package = Package(
         .executableTarget(
             name: "srvd",
             dependencies: [
-                "DNSWire", "DNSZone", "DNSServer", "Registration", "SrvdStore", "SrvdAdmin",
+                "DNSWire", "DNSZone", "DNSServer", "DNSTransfer", "Registration", "SrvdStore", "SrvdAdmin",
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -102,6 +108,7 @@ let package = Package(
             dependencies: ["DNSResponder", "DNSZone", "DNSWire"],
             resources: [.copy("Cases")]
         ),
+        .testTarget(name: "DNSTransferTests", dependencies: ["DNSTransfer", "DNSZone", "DNSWire"]),
         .testTarget(name: "RegistrationTests", dependencies: ["Registration", "DNSZone", "DNSWire"]),
         .testTarget(name: "SrvdStoreTests", dependencies: ["SrvdStore", "Registration", "DNSZone", "DNSWire"]),
         .testTarget(

@@ -1,4 +1,5 @@
 import DNSResponder
+import DNSTransfer
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -13,11 +14,14 @@ public struct DNSServerConfiguration: Sendable {
     /// RFC 7766 §6.2.3: how long an idle TCP connection is kept.
     public var tcpIdleTimeout: TimeAmount
     public var responder: Responder
+    /// Who may transfer zones (AXFR/IXFR over TCP) and where IXFR finds history.
+    public var transfers: TransferSettings
 
-    public init(listen: [HostPort], tcpIdleTimeout: TimeAmount = .seconds(10), responder: Responder = Responder()) {
+    public init(listen: [HostPort], tcpIdleTimeout: TimeAmount = .seconds(10), responder: Responder = Responder(), transfers: TransferSettings = TransferSettings(policy: TransferPolicy())) {
         self.listen = listen
         self.tcpIdleTimeout = tcpIdleTimeout
         self.responder = responder
+        self.transfers = transfers
     }
 }
 
@@ -116,7 +120,7 @@ public final class DNSServerService: Service, Sendable {
     private static let v6onlyOption = ChannelOptions.Types.SocketOption(level: .init(IPPROTO_IPV6), name: .init(IPV6_V6ONLY))
 
     private var answerer: QueryAnswerer {
-        QueryAnswerer(store: store, responder: configuration.responder, observer: observer)
+        QueryAnswerer(store: store, responder: configuration.responder, observer: observer, transfers: configuration.transfers)
     }
 
     private func makeUDP(_ address: HostPort) async throws -> any Channel {

@@ -1,7 +1,11 @@
 import DNSResponder
+import DNSTransfer
 import DNSWire
 import DNSZone
 import NIOCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// How many responses of one RCODE and question type were sent.
 public struct QueryTally: Sendable, Equatable {
@@ -34,11 +38,23 @@ struct Tallies {
     }
 }
 
+/// Zone transfer settings: who may transfer, and where IXFR finds history.
+public struct TransferSettings: Sendable {
+    public var policy: TransferPolicy
+    public var history: (any ZoneHistory)?
+
+    public init(policy: TransferPolicy, history: (any ZoneHistory)? = nil) {
+        self.policy = policy
+        self.history = history
+    }
+}
+
 /// What both transports share: the snapshot, the responder and the observer.
 struct QueryAnswerer: Sendable {
     let store: ZoneStore
     let responder: Responder
     let observer: ResponseObserver?
+    var transfers = TransferSettings(policy: TransferPolicy())
 }
 
 /// Answers UDP datagrams through a cache of this event loop's own (`AnswerCache`): a
@@ -115,6 +131,8 @@ public struct DNSTCPFrameDecoder: ByteToMessageDecoder {
 /// Answers the queries of one TCP connection in order; pipelined queries (RFC 7766 §6.2.1.1)
 /// are each answered, and the connection is closed after `idleTimeout` without a query
 /// (RFC 7766 §6.2.3) or once the client has closed its side and every answer is out.
+/// Zone transfers (AXFR, IXFR) are built off the event loop; queries that arrive behind one
+/// wait for it, so responses keep their order.
 final class TCPQueryHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
@@ -123,26 +141,81 @@ final class TCPQueryHandler: ChannelDuplexHandler {
     private let answerer: QueryAnswerer
     private var lastWrite: EventLoopFuture<Void>?
     private var pending = false
+    private var tallies = Tallies()
+    /// A transfer is being built; frames wait in `queued`.
+    private var transferring = false
+    private var queued: [ByteBuffer] = []
+    private var closeWhenDone = false
 
     init(answerer: QueryAnswerer) {
         self.answerer = answerer
     }
 
-    private var tallies = Tallies()
-
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
-        guard let response = answerer.responder.respond(to: Array(frame.readableBytesView), over: .tcp, zones: answerer.store.snapshot) else {
+        if transferring {
+            queued.append(frame)
+        } else {
+            handle(frame, context: context)
+        }
+    }
+
+    private func handle(_ frame: ByteBuffer, context: ChannelHandlerContext) {
+        let bytes = Array(frame.readableBytesView)
+        if let type = TransferResponder.transferType(bytes) {
+            startTransfer(bytes, type: type, context: context)
+            return
+        }
+        guard let response = answerer.responder.respond(to: bytes, over: .tcp, zones: answerer.store.snapshot) else {
             return
         }
         tallies.record(response.rcode, response.qtype)
-        var out = context.channel.allocator.buffer(capacity: response.bytes.count + 2)
-        out.writeInteger(UInt16(response.bytes.count))
-        out.writeBytes(response.bytes)
+        write(response.bytes, context: context)
+    }
+
+    private func write(_ message: [UInt8], context: ChannelHandlerContext) {
+        var out = context.channel.allocator.buffer(capacity: message.count + 2)
+        out.writeInteger(UInt16(message.count))
+        out.writeBytes(message)
         let promise = context.eventLoop.makePromise(of: Void.self)
         context.write(wrapOutboundOut(out), promise: promise)
         lastWrite = promise.futureResult
         pending = true
+    }
+
+    private func startTransfer(_ bytes: [UInt8], type: RRType, context: ChannelHandlerContext) {
+        transferring = true
+        let zones = answerer.store.snapshot
+        let settings = answerer.transfers
+        let client = Self.addressBytes(context.channel.remoteAddress)
+        let promise = context.eventLoop.makePromise(of: [[UInt8]].self)
+        promise.completeWithTask {
+            // Wall-clock seconds: TSIG compares signing times across machines (RFC 8945 §5.2.3).
+            let now = UInt64(time(nil))
+            return await TransferResponder.respond(to: bytes, client: client, zones: zones, policy: settings.policy, history: settings.history, now: now)
+        }
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        promise.futureResult.whenComplete { result in
+            let (handler, context) = bound.value
+            handler.transferring = false
+            if case .success(let messages) = result {
+                for m in messages { handler.write(m, context: context) }
+                let rcode = messages.first.map { RCode(rawValue: UInt16($0[3] & 0x0F)) } ?? .servFail
+                handler.tallies.record(rcode, type)
+            }
+            // Answer what queued up behind the transfer, unless another transfer starts.
+            while !handler.transferring, !handler.queued.isEmpty {
+                handler.handle(handler.queued.removeFirst(), context: context)
+            }
+            handler.channelReadComplete(context: context)
+            if handler.closeWhenDone, !handler.transferring { handler.closeAfterWrites(context: context) }
+        }
+    }
+
+    /// The peer's address as 4 or 16 octets, for transfer access control.
+    static func addressBytes(_ address: SocketAddress?) -> [UInt8] {
+        guard let ip = address?.ipAddress else { return [] }
+        return IPv4Address(ip)?.array ?? IPv6Address(ip)?.array ?? []
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -155,17 +228,25 @@ final class TCPQueryHandler: ChannelDuplexHandler {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is IdleStateHandler.IdleStateEvent {
-            context.close(promise: nil)
+            if !transferring { context.close(promise: nil) }
         } else if let e = event as? ChannelEvent, e == .inputClosed {
-            context.flush()
-            if let last = lastWrite {
-                let ctx = NIOLoopBound(context, eventLoop: context.eventLoop)
-                last.whenComplete { _ in ctx.value.close(promise: nil) }
+            if transferring {
+                closeWhenDone = true
             } else {
-                context.close(promise: nil)
+                closeAfterWrites(context: context)
             }
         } else {
             context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    private func closeAfterWrites(context: ChannelHandlerContext) {
+        context.flush()
+        if let last = lastWrite {
+            let ctx = NIOLoopBound(context, eventLoop: context.eventLoop)
+            last.whenComplete { _ in ctx.value.close(promise: nil) }
+        } else {
+            context.close(promise: nil)
         }
     }
 

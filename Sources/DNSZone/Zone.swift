@@ -129,6 +129,23 @@ public final class Zone: Sendable {
         return out
     }
 
+    /// A fingerprint of every record (FNV-1a over names, types, TTLs and RDATA in wire
+    /// form), to tell whether two loads of a zone file hold the same data.
+    public var contentDigest: String {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        func mix(_ bytes: [UInt8]) {
+            for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        }
+        for set in allRRSets {
+            mix(set.name.lowercasedWire)
+            mix([UInt8(set.type.rawValue >> 8), UInt8(set.type.rawValue & 0xFF)])
+            mix([UInt8(set.ttl >> 24), UInt8((set.ttl >> 16) & 0xFF), UInt8((set.ttl >> 8) & 0xFF), UInt8(set.ttl & 0xFF)])
+            for r in set.rdatas { mix(r.uncompressedWire) }
+        }
+        let digits = Array("0123456789abcdef".utf8)
+        return String(decoding: (0..<16).map { digits[Int((h >> UInt64(60 - 4 * $0)) & 0xF)] }, as: UTF8.self)
+    }
+
     public var recordCount: Int {
         nodes.values.reduce(0) { $0 + $1.rrsets.reduce(0) { $0 + $1.rdatas.count } }
     }

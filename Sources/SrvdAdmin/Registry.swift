@@ -1,4 +1,5 @@
 import DNSServer
+import DNSTransfer
 import DNSWire
 import DNSZone
 import Logging
@@ -38,18 +39,35 @@ public actor Registry {
     private var overlays: [DNSName: ZoneOverlay]
     private var served: [DNSName: Zone] = [:]
     private var fileGeneration: UInt64 = 0
+    /// Digest of each zone file's records as last served (persisted), to notice edits.
+    private var fileDigests: [DNSName: String]
+    /// The serial each zone was last published with, to notify secondaries of changes.
+    private var publishedSerials: [DNSName: UInt32] = [:]
+    private let onZoneChange: (@Sendable (Zone) -> Void)?
 
     public nonisolated var unownedExecutor: UnownedSerialExecutor {
         thread.executor.asUnownedSerialExecutor()
     }
 
-    public init(store: RegistrationStore, zoneStore: ZoneStore, logger: Logger, metrics: SrvdMetrics, thread: any EventLoop = MultiThreadedEventLoopGroup(numberOfThreads: 1).next()) throws(StoreError) {
+    /// - Parameter onZoneChange: called with each zone whose served serial changed (and with
+    ///   every zone on the first load), to send NOTIFY.
+    public init(
+        store: RegistrationStore, zoneStore: ZoneStore, logger: Logger, metrics: SrvdMetrics,
+        thread: any EventLoop = MultiThreadedEventLoopGroup(numberOfThreads: 1).next(),
+        onZoneChange: (@Sendable (Zone) -> Void)? = nil
+    ) throws(StoreError) {
         self.store = store
         self.zoneStore = zoneStore
         self.logger = logger
         self.metrics = metrics
         self.thread = thread
+        self.onZoneChange = onZoneChange
         self.overlays = try store.loadOverlays()
+        do {
+            self.fileDigests = try store.fileDigests()
+        } catch {
+            throw .unreadableRow(path: store.path, reason: "\(error)")
+        }
     }
 
     // MARK: Files
@@ -65,6 +83,7 @@ public actor Registry {
         for z in zones { files[z.origin] = z }
         var next: [DNSName: Zone] = [:]
         for (origin, file) in files {
+            noteFileVersion(file)
             guard let overlay = overlays[origin] else {
                 next[origin] = file
                 continue
@@ -90,9 +109,41 @@ public actor Registry {
         publish()
     }
 
+    /// A zone file whose records changed must be served with a new serial, or secondaries
+    /// would never fetch it (RFC 1996 §4.7 and RFC 1995 compare serials only): the file's
+    /// own serial if it moved past what was served, else the next one. The step goes into
+    /// the history as one without records, so IXFR across it becomes a full transfer.
+    private func noteFileVersion(_ file: Zone) {
+        let origin = file.origin
+        let digest = file.contentDigest
+        guard fileDigests[origin] != digest else { return }
+        var overlay = overlays[origin] ?? ZoneOverlay()
+        let before = Serial.later(file.serial, overlay.serial ?? file.serial)
+        var previous: UInt32? = nil
+        if fileDigests[origin] != nil {
+            let was = served[origin]?.serial ?? overlay.serial ?? before
+            overlay.serial = Serial.isAfter(file.serial, was) ? file.serial : Serial.next(was)
+            previous = was
+        } else {
+            // First sight of this zone: remember it as it is.
+            overlay.serial = before
+        }
+        do {
+            try store.recordFileVersion(zone: origin, digest: digest, serial: overlay.serial!, previousSerial: previous)
+            fileDigests[origin] = digest
+            overlays[origin] = overlay
+        } catch {
+            logger.error("cannot record the zone file's version in the store", metadata: ["zone": "\(origin)", "error": "\(error)"])
+        }
+    }
+
     private func publish() {
         zoneStore.swap(ZoneSet(Array(served.values)))
-        for z in served.values { metrics.zoneServed(z) }
+        for z in served.values where publishedSerials[z.origin] != z.serial {
+            publishedSerials[z.origin] = z.serial
+            metrics.zoneServed(z)
+            onZoneChange?(z)
+        }
     }
 
     // MARK: Reading
@@ -316,5 +367,24 @@ extension String {
     var trimmingWhitespace: String {
         let isBlank: (Character) -> Bool = { $0 == " " || $0 == "\t" }
         return String(self.drop(while: isBlank).reversed().drop(while: isBlank).reversed())
+    }
+}
+
+extension Registry: ZoneHistory {
+    /// The recorded steps from `serial` to `current`, for IXFR. Reads the store directly
+    /// (safe from any thread), not through the registry's thread.
+    public nonisolated func changes(zone: DNSName, from serial: UInt32, to current: UInt32) async -> [ZoneChange]? {
+        guard let entries = try? store.history(zone: zone),
+            let start = entries.lastIndex(where: { $0.fromSerial == serial })
+        else { return nil }
+        var out: [ZoneChange] = []
+        var at = serial
+        for e in entries[start...] {
+            guard e.fromSerial == at, e.complete else { return nil }
+            out.append(ZoneChange(fromSerial: e.fromSerial, toSerial: e.toSerial, removed: e.removed, added: e.added))
+            at = e.toSerial
+            if at == current { return out }
+        }
+        return nil
     }
 }

@@ -57,6 +57,9 @@ public struct HistoryEntry: Sendable, Equatable {
     public var toSerial: UInt32
     public var removed: [ResourceRecord]
     public var added: [ResourceRecord]
+    /// False for a step whose records are not known (the zone file changed): an IXFR that
+    /// would need it becomes a full transfer.
+    public var complete: Bool
 }
 
 /// Dynamic records in SQLite (WAL mode, `synchronous=FULL`: a commit is on disk before
@@ -157,6 +160,14 @@ public final class RegistrationStore: Sendable {
                     CREATE INDEX history_by_zone ON history (zone, id);
                     """)
         }
+        m.registerMigration("v2") { db in
+            // Zone-file edits change the served zone without a record-level history.
+            try db.execute(
+                sql: """
+                    ALTER TABLE history ADD COLUMN complete INTEGER NOT NULL DEFAULT 1;
+                    ALTER TABLE zone_state ADD COLUMN file_digest TEXT;
+                    """)
+        }
         return m
     }
 
@@ -168,7 +179,7 @@ public final class RegistrationStore: Sendable {
         do {
             return try pool.read { db in
                 var out: [DNSName: ZoneOverlay] = [:]
-                for row in try Row.fetchAll(db, sql: "SELECT zone, serial FROM zone_state") {
+                for row in try Row.fetchAll(db, sql: "SELECT zone, serial FROM zone_state WHERE serial IS NOT NULL") {
                     let zone = try Self.name(row["zone"])
                     out[zone, default: ZoneOverlay()].serial = UInt32(truncatingIfNeeded: row["serial"] as Int64)
                 }
@@ -198,15 +209,48 @@ public final class RegistrationStore: Sendable {
         }
     }
 
-    /// The zone's history, oldest first.
+    /// The zone's history, oldest first. Safe to call from any thread.
     public func history(zone: DNSName) throws -> [HistoryEntry] {
         try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT from_serial, to_serial, removed, added FROM history WHERE zone = ? ORDER BY id", arguments: [Self.key(zone)]).map { row in
+            try Row.fetchAll(db, sql: "SELECT from_serial, to_serial, removed, added, complete FROM history WHERE zone = ? ORDER BY id", arguments: [Self.key(zone)]).map { row in
                 HistoryEntry(
                     fromSerial: UInt32(truncatingIfNeeded: row["from_serial"] as Int64),
                     toSerial: UInt32(truncatingIfNeeded: row["to_serial"] as Int64),
                     removed: try Self.decodeRecords(row["removed"]),
-                    added: try Self.decodeRecords(row["added"]))
+                    added: try Self.decodeRecords(row["added"]),
+                    complete: (row["complete"] as Int64) != 0)
+            }
+        }
+    }
+
+    /// The digest of each zone file's records as last served, to notice edits made while
+    /// srvd was not running.
+    public func fileDigests() throws -> [DNSName: String] {
+        try pool.read { db in
+            var out: [DNSName: String] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT zone, file_digest FROM zone_state WHERE file_digest IS NOT NULL") {
+                out[try Self.name(row["zone"])] = row["file_digest"]
+            }
+            return out
+        }
+    }
+
+    /// Records that a zone file's content is `digest` and the zone is served at `serial`.
+    /// With `previousSerial`, the serial moved because the file was edited: that step goes
+    /// into the history as one whose records are unknown.
+    public func recordFileVersion(zone: DNSName, digest: String, serial: UInt32, previousSerial: UInt32?) throws {
+        let key = Self.key(zone)
+        try pool.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO zone_state (zone, serial, file_digest) VALUES (?, ?, ?)
+                    ON CONFLICT(zone) DO UPDATE SET serial = excluded.serial, file_digest = excluded.file_digest
+                    """,
+                arguments: [key, Int64(serial), digest])
+            if let previousSerial {
+                try db.execute(
+                    sql: "INSERT INTO history (zone, from_serial, to_serial, removed, added, complete) VALUES (?, ?, ?, '[]', '[]', 0)",
+                    arguments: [key, Int64(previousSerial), Int64(serial)])
             }
         }
     }
@@ -248,7 +292,7 @@ public final class RegistrationStore: Sendable {
                     arguments: [zone, Self.key(key.owner), Int(key.type.rawValue)])
             }
             try db.execute(
-                sql: "INSERT OR REPLACE INTO zone_state (zone, serial) VALUES (?, ?)",
+                sql: "INSERT INTO zone_state (zone, serial) VALUES (?, ?) ON CONFLICT(zone) DO UPDATE SET serial = excluded.serial",
                 arguments: [zone, Int64(change.toSerial)])
             try db.execute(
                 sql: "INSERT INTO history (zone, from_serial, to_serial, removed, added) VALUES (?, ?, ?, ?, ?)",

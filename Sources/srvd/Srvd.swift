@@ -1,6 +1,7 @@
 import ArgumentParser
 import DNSResponder
 import DNSServer
+import DNSTransfer
 import DNSWire
 import DNSZone
 import Hummingbird
@@ -75,7 +76,22 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("max-udp-payload"), help: "EDNS UDP payload size advertised and never exceeded (512-4096).")
     var maxUDPPayload: Int = 1232
 
+    @Option(name: .customLong("allow-transfer"), help: ArgumentHelp("Address block allowed to transfer zones (AXFR/IXFR); repeat for more. Default: none.", valueName: "cidr"))
+    var allowTransfer: [String] = []
+
+    @Option(name: .customLong("tsig-key"), help: ArgumentHelp("TSIG key (hmac-sha256) that transfers must be signed with; repeat for more.", valueName: "name:base64secret"))
+    var tsigKeys: [String] = []
+
+    @Option(name: .customLong("notify"), help: ArgumentHelp("Secondary to send NOTIFY to after each change and at start; repeat for more.", valueName: "host:port"))
+    var notify: [HostPort] = []
+
     func validate() throws {
+        for block in allowTransfer where CIDR(block) == nil {
+            throw ValidationError("--allow-transfer \(block) is not an address or address/prefix")
+        }
+        for key in tsigKeys where TSIGKey(parsing: key) == nil {
+            throw ValidationError("--tsig-key takes NAME:BASE64SECRET (hmac-sha256), e.g. xfr-key:c2VjcmV0")
+        }
         guard tcpIdleTimeout > 0 else { throw ValidationError("--tcp-idle-timeout must be at least 1 second") }
         guard watchInterval >= 0 else { throw ValidationError("--watch-interval cannot be negative") }
         guard (512...4096).contains(maxUDPPayload) else { throw ValidationError("--max-udp-payload must be between 512 and 4096") }
@@ -120,9 +136,12 @@ struct Serve: AsyncParsableCommand {
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: prometheus))
         let metrics = SrvdMetrics(registry: prometheus)
         let zoneStore = ZoneStore()
+        let notifier = Notifier(targets: notify, logger: logger)
         let registry: Registry
         do {
-            registry = try Registry(store: store, zoneStore: zoneStore, logger: logger, metrics: metrics)
+            registry = try Registry(
+                store: store, zoneStore: zoneStore, logger: logger, metrics: metrics,
+                onZoneChange: { zone in Task { await notifier.notify(zone) } })
         } catch {
             logger.critical("\(error)")
             throw ExitCode(74)
@@ -142,7 +161,10 @@ struct Serve: AsyncParsableCommand {
         let server = DNSServerService(
             configuration: DNSServerConfiguration(
                 listen: listen, tcpIdleTimeout: .seconds(Int64(tcpIdleTimeout)),
-                responder: Responder(maxUDPPayload: UInt16(maxUDPPayload))),
+                responder: Responder(maxUDPPayload: UInt16(maxUDPPayload)),
+                transfers: TransferSettings(
+                    policy: TransferPolicy(allowed: allowTransfer.compactMap(CIDR.init), keys: tsigKeys.compactMap(TSIGKey.init(parsing:))),
+                    history: registry)),
             store: zoneStore, logger: logger,
             observer: { tallies, transport in metrics.queriesAnswered(tallies, transport) },
             onBound: { addresses in info.dns = Array(Set(addresses.map(describeAddress))).sorted() })
