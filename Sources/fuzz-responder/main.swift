@@ -1,0 +1,2 @@
+// Placeholder: the fuzz target is being written.
+print("fuzz-responder")
