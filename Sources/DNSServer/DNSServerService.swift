@@ -16,12 +16,17 @@ public struct DNSServerConfiguration: Sendable {
     public var responder: Responder
     /// Who may transfer zones (AXFR/IXFR over TCP) and where IXFR finds history.
     public var transfers: TransferSettings
+    public var tcpLimits: TCPLimits
 
-    public init(listen: [HostPort], tcpIdleTimeout: TimeAmount = .seconds(10), responder: Responder = Responder(), transfers: TransferSettings = TransferSettings(policy: TransferPolicy())) {
+    public init(
+        listen: [HostPort], tcpIdleTimeout: TimeAmount = .seconds(10), responder: Responder = Responder(),
+        transfers: TransferSettings = TransferSettings(policy: TransferPolicy()), tcpLimits: TCPLimits = TCPLimits()
+    ) {
         self.listen = listen
         self.tcpIdleTimeout = tcpIdleTimeout
         self.responder = responder
         self.transfers = transfers
+        self.tcpLimits = tcpLimits
     }
 }
 
@@ -33,6 +38,8 @@ public final class DNSServerService: Service, Sendable {
     private let group: any EventLoopGroup
     private let observer: ResponseObserver?
     private let onBound: (@Sendable ([SocketAddress]) -> Void)?
+    /// Open TCP connections across all listeners.
+    private let connections: ConnectionCounter
 
     public init(
         configuration: DNSServerConfiguration, store: ZoneStore, logger: Logger,
@@ -46,6 +53,7 @@ public final class DNSServerService: Service, Sendable {
         self.group = group
         self.observer = observer
         self.onBound = onBound
+        self.connections = ConnectionCounter(limits: configuration.tcpLimits)
     }
 
     /// Binds every listener; on failure closes what was bound and rethrows.
@@ -146,17 +154,23 @@ public final class DNSServerService: Service, Sendable {
     private func makeTCP(_ address: HostPort) async throws -> any Channel {
         let answerer = self.answerer
         let idle = configuration.tcpIdleTimeout
+        let connections = self.connections
+        let limits = configuration.tcpLimits
         var bootstrap = ServerBootstrap(group: group).serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
         if Self.isIPv6(address) { bootstrap = bootstrap.serverChannelOption(Self.v6onlyOption, value: 1) }
         return try await bootstrap
             .serverChannelOption(.backlog, value: 256)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
+            // A client that does not read its answers gets no more read from it.
+            .childChannelOption(.writeBufferWaterMark, value: .init(low: 32 * 1024, high: 128 * 1024))
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let ops = channel.pipeline.syncOperations
+                    try ops.addHandler(ConnectionLimitHandler(counter: connections))
                     try ops.addHandler(IdleStateHandler(readTimeout: idle))
+                    try ops.addHandler(MessageDeadlineHandler(timeout: limits.messageTimeout))
                     try ops.addHandler(ByteToMessageHandler(DNSTCPFrameDecoder()))
-                    try ops.addHandler(TCPQueryHandler(answerer: answerer))
+                    try ops.addHandler(TCPQueryHandler(answerer: answerer, maxQueued: limits.maxQueued))
                 }
             }
             .bind(host: address.host, port: address.port)

@@ -146,18 +146,31 @@ final class TCPQueryHandler: ChannelDuplexHandler {
     private var transferring = false
     private var queued: [ByteBuffer] = []
     private var closeWhenDone = false
+    private let maxQueued: Int
 
-    init(answerer: QueryAnswerer) {
+    init(answerer: QueryAnswerer, maxQueued: Int = 64) {
         self.answerer = answerer
+        self.maxQueued = maxQueued
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
         if transferring {
+            // A client that piles queries behind a transfer is not reading its answers.
+            guard queued.count < maxQueued else {
+                context.close(promise: nil)
+                return
+            }
             queued.append(frame)
         } else {
             handle(frame, context: context)
         }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        // Stop reading while answers wait to be sent; go on once they drain.
+        context.channel.setOption(.autoRead, value: context.channel.isWritable).whenFailure { _ in }
+        context.fireChannelWritabilityChanged()
     }
 
     private func handle(_ frame: ByteBuffer, context: ChannelHandlerContext) {

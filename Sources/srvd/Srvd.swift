@@ -70,6 +70,15 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("tcp-idle-timeout"), help: "Seconds an idle DNS TCP connection stays open (RFC 7766).")
     var tcpIdleTimeout: Int = 10
 
+    @Option(name: .customLong("tcp-max-connections"), help: "Open DNS TCP connections allowed in all.")
+    var tcpMaxConnections: Int = 512
+
+    @Option(name: .customLong("tcp-max-per-client"), help: "Open DNS TCP connections allowed from one client address.")
+    var tcpMaxPerClient: Int = 32
+
+    @Option(name: .customLong("tcp-message-timeout"), help: "Seconds a DNS message that started arriving over TCP has to arrive in full.")
+    var tcpMessageTimeout: Double = 2
+
     @Option(name: .customLong("watch-interval"), help: "Seconds between checks of the zone folder for changes; 0 turns watching off.")
     var watchInterval: Double = 2
 
@@ -93,6 +102,8 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("--tsig-key takes NAME:BASE64SECRET (hmac-sha256), e.g. xfr-key:c2VjcmV0")
         }
         guard tcpIdleTimeout > 0 else { throw ValidationError("--tcp-idle-timeout must be at least 1 second") }
+        guard tcpMaxConnections > 0, tcpMaxPerClient > 0 else { throw ValidationError("--tcp-max-connections and --tcp-max-per-client must be at least 1") }
+        guard tcpMessageTimeout > 0 else { throw ValidationError("--tcp-message-timeout must be positive") }
         guard watchInterval >= 0 else { throw ValidationError("--watch-interval cannot be negative") }
         guard (512...4096).contains(maxUDPPayload) else { throw ValidationError("--max-udp-payload must be between 512 and 4096") }
     }
@@ -158,16 +169,27 @@ struct Serve: AsyncParsableCommand {
         }
 
         let info = ServerInfo(version: srvdVersion)
+        // systemd (Type=notify) learns that srvd is ready once DNS and the API listen.
+        let systemd = SystemdNotifier()
+        let ready = ReadinessGate(listeners: 2) {
+            systemd.send("READY=1\nSTATUS=serving DNS on \(info.dns.joined(separator: " "))\nMAINPID=\(getpid())")
+        }
         let server = DNSServerService(
             configuration: DNSServerConfiguration(
                 listen: listen, tcpIdleTimeout: .seconds(Int64(tcpIdleTimeout)),
                 responder: Responder(maxUDPPayload: UInt16(maxUDPPayload)),
                 transfers: TransferSettings(
                     policy: TransferPolicy(allowed: allowTransfer.compactMap(CIDR.init), keys: tsigKeys.compactMap(TSIGKey.init(parsing:))),
-                    history: registry)),
+                    history: registry),
+                tcpLimits: TCPLimits(
+                    maxConnections: tcpMaxConnections, maxPerClient: tcpMaxPerClient,
+                    messageTimeout: .milliseconds(Int64(tcpMessageTimeout * 1000)))),
             store: zoneStore, logger: logger,
             observer: { tallies, transport in metrics.queriesAnswered(tallies, transport) },
-            onBound: { addresses in info.dns = Array(Set(addresses.map(describeAddress))).sorted() })
+            onBound: { addresses in
+                info.dns = Array(Set(addresses.map(describeAddress))).sorted()
+                ready.arrived()
+            })
         let reloads = ZoneReloadService(
             reloader: reloader, watchInterval: watchInterval > 0 ? .milliseconds(Int64(watchInterval * 1000)) : nil)
         if !isLoopback(admin.host) {
@@ -178,11 +200,12 @@ struct Serve: AsyncParsableCommand {
             configuration: ApplicationConfiguration(address: .hostname(admin.host, port: admin.port), serverName: "srvd"),
             onServerRunning: { channel in
                 logger.notice("serving the admin API", metadata: ["address": "\(channel.localAddress.map(describeAddress) ?? "?")"])
+                ready.arrived()
             },
             logger: logger)
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: [.init(service: server), .init(service: reloads), .init(service: api)],
+                services: [.init(service: server), .init(service: reloads), .init(service: api), .init(service: SystemdService(notifier: systemd))],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await group.run()
