@@ -48,8 +48,9 @@ public struct Responder: Sendable {
         }
         // RFC 1035 §4.1.1 / RFC 6895 §2.2: only QUERY is implemented here.
         guard opcode == .query else { return headerOnly(header, rcode: .notImp) }
-        // RFC 9619: QUERY carries exactly one question; and a query has no answer or authority.
-        guard message.questions.count == 1, message.answers.isEmpty, message.authorities.isEmpty else {
+        // RFC 9619: QUERY carries exactly one question. Answer and authority records in a
+        // query are ignored, as NSD does: IXFR puts the client's SOA there (RFC 1995 §3).
+        guard message.questions.count == 1 else {
             return headerOnly(header, rcode: .formErr)
         }
         let question = message.questions[0]

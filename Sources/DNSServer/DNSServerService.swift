@@ -17,11 +17,14 @@ public struct DNSServerConfiguration: Sendable {
     /// Who may transfer zones (AXFR/IXFR over TCP) and where IXFR finds history.
     public var transfers: TransferSettings
     public var tcpLimits: TCPLimits
+    public var rateLimit: RateLimitSettings
 
     public init(
         listen: [HostPort], tcpIdleTimeout: TimeAmount = .seconds(10), responder: Responder = Responder(),
-        transfers: TransferSettings = TransferSettings(policy: TransferPolicy()), tcpLimits: TCPLimits = TCPLimits()
+        transfers: TransferSettings = TransferSettings(policy: TransferPolicy()), tcpLimits: TCPLimits = TCPLimits(),
+        rateLimit: RateLimitSettings = RateLimitSettings()
     ) {
+        self.rateLimit = rateLimit
         self.listen = listen
         self.tcpIdleTimeout = tcpIdleTimeout
         self.responder = responder
@@ -128,7 +131,9 @@ public final class DNSServerService: Service, Sendable {
     private static let v6onlyOption = ChannelOptions.Types.SocketOption(level: .init(IPPROTO_IPV6), name: .init(IPV6_V6ONLY))
 
     private var answerer: QueryAnswerer {
-        QueryAnswerer(store: store, responder: configuration.responder, observer: observer, transfers: configuration.transfers)
+        QueryAnswerer(
+            store: store, responder: configuration.responder, observer: observer, transfers: configuration.transfers,
+            rateLimit: configuration.rateLimit)
     }
 
     private func makeUDP(_ address: HostPort) async throws -> any Channel {

@@ -13,6 +13,9 @@ public actor Notifier {
     private let logger: Logger
     private let group: any EventLoopGroup
     private var running: [DNSName: Task<Void, Never>] = [:]
+    /// Until the DNS listeners are bound a secondary could not fetch what it is told about;
+    /// notifications wait here (the newest per zone) until `listenersReady()`.
+    private var waiting: [DNSName: Zone]? = [:]
 
     /// RFC 1996 §3.6 suggests a few retries with an interval like 60 s; secondaries here are
     /// on the same network, so srvd starts at 1 s and doubles, 5 tries in all.
@@ -27,6 +30,10 @@ public actor Notifier {
 
     public func notify(_ zone: Zone) {
         guard !targets.isEmpty else { return }
+        if waiting != nil {
+            waiting![zone.origin] = zone
+            return
+        }
         running[zone.origin]?.cancel()
         let targets = self.targets
         let logger = self.logger
@@ -38,6 +45,13 @@ public actor Notifier {
                 }
             }
         }
+    }
+
+    /// Sends what waited for the listeners, and from now on notifies at once.
+    public func listenersReady() {
+        guard let pending = waiting else { return }
+        waiting = nil
+        for zone in pending.values { notify(zone) }
     }
 
     /// Waits for the notifications under way (for tests and shutdown).

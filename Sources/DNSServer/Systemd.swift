@@ -66,7 +66,11 @@ public struct SystemdService: Service {
     }
 
     public func run() async throws {
-        guard notifier.isEnabled else { return }
+        // A service that returns early stops the whole group: without systemd, just wait.
+        guard notifier.isEnabled else {
+            try? await gracefulShutdown()
+            return
+        }
         let notifier = self.notifier
         await withGracefulShutdownHandler {
             guard let interval else {

@@ -14,13 +14,23 @@ public struct QueryTally: Sendable, Equatable {
     public var count: Int
 }
 
+/// What one read burst answered, and what rate limiting held back.
+public struct QueryReport: Sendable {
+    public var tallies: [QueryTally]
+    /// Responses rate limiting dropped, and those it sent truncated instead.
+    public var rateLimitDropped: Int
+    public var rateLimitSlipped: Int
+}
+
 /// Receives what was answered, once per read burst rather than per query, so that counting
 /// costs one call (and one lock in the metrics layer) per burst.
-public typealias ResponseObserver = @Sendable ([QueryTally], Transport) -> Void
+public typealias ResponseObserver = @Sendable (QueryReport, Transport) -> Void
 
 /// Counts responses until the handler hands them to the observer.
 struct Tallies {
     private(set) var items: [QueryTally] = []
+    var rateLimitDropped = 0
+    var rateLimitSlipped = 0
 
     mutating func record(_ rcode: RCode, _ qtype: RRType?) {
         // A burst has few distinct kinds; a short linear search beats hashing.
@@ -32,9 +42,11 @@ struct Tallies {
     }
 
     mutating func flush(to observer: ResponseObserver?, _ transport: Transport) {
-        guard !items.isEmpty else { return }
-        observer?(items, transport)
+        guard !items.isEmpty || rateLimitDropped > 0 || rateLimitSlipped > 0 else { return }
+        observer?(QueryReport(tallies: items, rateLimitDropped: rateLimitDropped, rateLimitSlipped: rateLimitSlipped), transport)
         items.removeAll(keepingCapacity: true)
+        rateLimitDropped = 0
+        rateLimitSlipped = 0
     }
 }
 
@@ -55,6 +67,20 @@ struct QueryAnswerer: Sendable {
     let responder: Responder
     let observer: ResponseObserver?
     var transfers = TransferSettings(policy: TransferPolicy())
+    var rateLimit = RateLimitSettings()
+}
+
+/// Response rate limiting for UDP (see `ResponseRateLimiter`).
+public struct RateLimitSettings: Sendable {
+    /// Responses per second per client network and kind; 0 turns it off.
+    public var limit: Int
+    public var slip: Int
+
+    /// On by default, far above what a lab's resolvers ask (NSD's default is 200).
+    public init(limit: Int = 500, slip: Int = 2) {
+        self.limit = limit
+        self.slip = slip
+    }
 }
 
 /// Answers UDP datagrams through a cache of this event loop's own (`AnswerCache`): a
@@ -66,22 +92,32 @@ final class UDPQueryHandler: ChannelInboundHandler {
 
     private let answerer: QueryAnswerer
     private let cache = AnswerCache()
+    private let limiter: ResponseRateLimiter
     private var tallies = Tallies()
     private var pending = false
 
     init(answerer: QueryAnswerer) {
         self.answerer = answerer
+        limiter = ResponseRateLimiter(limit: answerer.rateLimit.limit, slip: answerer.rateLimit.slip)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let envelope = unwrapInboundIn(data)
         let zones = answerer.store.snapshot
+        let network = limiter.isEnabled ? Self.network(envelope.remoteAddress) : 0
+        let now = limiter.isEnabled ? UInt32(truncatingIfNeeded: time(nil)) : 0
         var out: ByteBuffer? = nil
         let answered = envelope.data.withUnsafeReadableBytes { query in
             cache.respond(to: query, over: .udp, zones: zones, responder: answerer.responder) { bytes in
-                var buffer = context.channel.allocator.buffer(capacity: bytes.count)
-                buffer.writeBytes(bytes)
-                out = buffer
+                switch limiter.isEnabled ? limiter.decide(network: network, query: query, response: bytes, now: now) : .send {
+                case .send:
+                    out = context.channel.allocator.buffer(bytes: bytes)
+                case .slip:
+                    tallies.rateLimitSlipped += 1
+                    out = context.channel.allocator.buffer(bytes: ResponseRateLimiter.truncated(bytes))
+                case .drop:
+                    tallies.rateLimitDropped += 1
+                }
             }
         }
         guard let answered, let out else { return }
@@ -96,6 +132,18 @@ final class UDPQueryHandler: ChannelInboundHandler {
             context.flush()
         }
         tallies.flush(to: answerer.observer, .udp)
+    }
+
+    /// The client's network for rate limiting: /24 for IPv4, /56 for IPv6.
+    static func network(_ address: SocketAddress) -> UInt64 {
+        switch address {
+        case .v4(let a):
+            return withUnsafeBytes(of: a.address.sin_addr) { ResponseRateLimiter.network(ipv4: ($0[0], $0[1], $0[2], $0[3])) }
+        case .v6(let a):
+            return withUnsafeBytes(of: a.address.sin6_addr) { ResponseRateLimiter.network(ipv6: $0) }
+        default:
+            return 0
+        }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {

@@ -229,7 +229,6 @@ public struct ZoneBuilder: Sendable {
     private mutating func insert(_ rr: ResourceRecord, at location: SourceLocation?) {
         if nodes[rr.name] == nil {
             nodes[rr.name] = Node(name: rr.name)
-            order.append(rr.name)
             // Ancestors up to the apex exist as empty non-terminals (RFC 8020 §2).
             var p = rr.name.parent
             while let anc = p, anc != origin, nodes[anc] == nil {
@@ -251,6 +250,9 @@ public struct ZoneBuilder: Sendable {
             }
             node.rrsets[i].rdatas.append(rr.rdata)
         } else {
+            // A name joins the owner order with its first data, also when it existed
+            // before as an empty non-terminal (a child was written first).
+            if node.rrsets.isEmpty, rr.name != origin { order.append(rr.name) }
             node.rrsets.append(RRSet(name: rr.name, type: rr.type, ttl: rr.ttl, rdatas: [rr.rdata]))
             let key = RRKey(name: rr.name, type: rr.type)
             locations[key] = location

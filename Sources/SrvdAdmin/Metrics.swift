@@ -19,9 +19,13 @@ public final class SrvdMetrics: Sendable {
 
     private let queryCounters = Mutex<[QueryKey: Counter]>([:])
     private let reloadFailures: Counter
+    private let rateLimitDropped: Counter
+    private let rateLimitSlipped: Counter
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
+        rateLimitDropped = registry.makeCounter(name: "srvd_rrl_dropped_total", help: "UDP responses response rate limiting dropped.")
+        rateLimitSlipped = registry.makeCounter(name: "srvd_rrl_slipped_total", help: "UDP responses response rate limiting sent truncated instead.")
         reloadFailures = registry.makeCounter(name: "srvd_zone_reload_failures_total", help: "Zone loads that were rejected and kept the previous data.")
     }
 
@@ -30,9 +34,11 @@ public final class SrvdMetrics: Sendable {
     private static let labelledTypes: Set<RRType> = [.a, .aaaa, .srv, .ns, .soa, .cname, .mx, .txt, .ptr, .any, .ds, .caa, .https, .svcb, .axfr, .ixfr, .dnskey]
 
     /// Counts a burst of responses (one lock per burst, not per query).
-    public func queriesAnswered(_ tallies: [QueryTally], _ transport: Transport) {
+    public func queriesAnswered(_ report: QueryReport, _ transport: Transport) {
+        if report.rateLimitDropped > 0 { rateLimitDropped.increment(by: Int64(report.rateLimitDropped)) }
+        if report.rateLimitSlipped > 0 { rateLimitSlipped.increment(by: Int64(report.rateLimitSlipped)) }
         queryCounters.withLock { counters in
-            for t in tallies {
+            for t in report.tallies {
                 let qtype = t.qtype.map { Self.labelledTypes.contains($0) ? $0.description : "other" } ?? "none"
                 let key = QueryKey(transport: transport, rcode: t.rcode.rawValue, qtype: qtype)
                 let counter: Counter

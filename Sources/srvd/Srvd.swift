@@ -79,6 +79,12 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("tcp-message-timeout"), help: "Seconds a DNS message that started arriving over TCP has to arrive in full.")
     var tcpMessageTimeout: Double = 2
 
+    @Option(name: .customLong("rrl-limit"), help: "Response rate limit: UDP responses per second per client network (/24, /56) and kind; 0 turns it off.")
+    var rrlLimit: Int = 500
+
+    @Option(name: .customLong("rrl-slip"), help: "Every Nth rate-limited response is sent truncated (TC=1) instead of dropped; 0 drops all.")
+    var rrlSlip: Int = 2
+
     @Option(name: .customLong("watch-interval"), help: "Seconds between checks of the zone folder for changes; 0 turns watching off.")
     var watchInterval: Double = 2
 
@@ -104,6 +110,7 @@ struct Serve: AsyncParsableCommand {
         guard tcpIdleTimeout > 0 else { throw ValidationError("--tcp-idle-timeout must be at least 1 second") }
         guard tcpMaxConnections > 0, tcpMaxPerClient > 0 else { throw ValidationError("--tcp-max-connections and --tcp-max-per-client must be at least 1") }
         guard tcpMessageTimeout > 0 else { throw ValidationError("--tcp-message-timeout must be positive") }
+        guard rrlLimit >= 0, rrlSlip >= 0 else { throw ValidationError("--rrl-limit and --rrl-slip cannot be negative") }
         guard watchInterval >= 0 else { throw ValidationError("--watch-interval cannot be negative") }
         guard (512...4096).contains(maxUDPPayload) else { throw ValidationError("--max-udp-payload must be between 512 and 4096") }
     }
@@ -183,12 +190,14 @@ struct Serve: AsyncParsableCommand {
                     history: registry),
                 tcpLimits: TCPLimits(
                     maxConnections: tcpMaxConnections, maxPerClient: tcpMaxPerClient,
-                    messageTimeout: .milliseconds(Int64(tcpMessageTimeout * 1000)))),
+                    messageTimeout: .milliseconds(Int64(tcpMessageTimeout * 1000))),
+                rateLimit: RateLimitSettings(limit: rrlLimit, slip: rrlSlip)),
             store: zoneStore, logger: logger,
-            observer: { tallies, transport in metrics.queriesAnswered(tallies, transport) },
+            observer: { report, transport in metrics.queriesAnswered(report, transport) },
             onBound: { addresses in
                 info.dns = Array(Set(addresses.map(describeAddress))).sorted()
                 ready.arrived()
+                Task { await notifier.listenersReady() }
             })
         let reloads = ZoneReloadService(
             reloader: reloader, watchInterval: watchInterval > 0 ? .milliseconds(Int64(watchInterval * 1000)) : nil)

@@ -159,6 +159,19 @@ func firstError(_ path: String, origin: DNSName? = nil) -> String? {
         }
     }
 
+    /// Regression: a name first seen as an empty non-terminal (its child came first) and
+    /// given data later was left out of `allRRSets`, so transfers and rebuilt zones lost it.
+    @Test func dataAtAFormerEmptyNonTerminalIsKept() throws {
+        let dir = ScratchDir()
+        let text = goodZone + "www.svc TXT \"child first\"\nsvc TXT \"parent later\"\n"
+        let (zone, _) = try ZoneFileLoader.loadZone(path: dir.write("lab.example.zone", text))
+        let sets = zone.allRRSets.map { "\($0.name) \($0.type)" }
+        #expect(sets.contains("svc.lab.example. TXT"))
+        #expect(sets.contains("www.svc.lab.example. TXT"))
+        #expect(sets.count == Set(sets).count)
+        #expect(zone.allRRSets.reduce(0) { $0 + $1.rdatas.count } == zone.recordCount)
+    }
+
     @Test func parsingTextForTheAPIAndTests() throws {
         let records = try ZoneFileLoader.parse(text: "x 60 IN SRV 0 0 2380 infra0\n", origin: n("lab.example."))
         #expect(records.map(\.0) == [

@@ -156,8 +156,10 @@ class Srvd:
         tcp_idle_timeout: int = 10,
         watch_interval: float = 0,
         log_level: str = "info",
+        extra_args: Iterable[str] = (),
     ) -> None:
         self.binary = binary
+        self.extra_args = list(extra_args)
         self.workdir = workdir
         self.zones = workdir / "zones"
         self.data = workdir / "data"
@@ -198,7 +200,7 @@ class Srvd:
             "--watch-interval", str(self.watch_interval),
             "--log-level", self.log_level,
         ]
-        return cmd
+        return cmd + self.extra_args
 
     def spawn(self) -> subprocess.Popen:
         self.log_path.write_text("")

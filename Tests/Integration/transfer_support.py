@@ -167,6 +167,17 @@ def large_zone(hosts: int = 1500, serial: int = 100) -> tuple[str, int]:
 Record = tuple[str, int, str, str]  # (absolute owner, TTL, type, rdata text with absolute names)
 
 
+def zone_records(text: str, origin: str = ZONE) -> set[Record]:
+    """The records of a zone file, in the same form as `Xfr.records`."""
+    import dns.zone
+
+    z = dns.zone.from_text(text, origin=origin, relativize=False)
+    return {
+        (name.to_text(), ttl, dns.rdatatype.to_text(rd.rdtype), rd.to_text())
+        for name, ttl, rd in z.iterate_rdatas()
+    }
+
+
 def record_of(rrset: dns.rrset.RRset, rdata) -> Record:
     return (rrset.name.to_text(), rrset.ttl, dns.rdatatype.to_text(rdata.rdtype), rdata.to_text())
 
@@ -191,7 +202,7 @@ class Xfr:
 
     @property
     def tsig_errors(self) -> list[int]:
-        return [m.tsig[0][0].error if m.tsig else -1 for m in self.messages]
+        return [m.tsig[0].error if m.tsig else -1 for m in self.messages]
 
     def describe(self, limit: int = 30) -> str:
         recs = "\n  ".join(" ".join(map(str, r)) for r in self.records[:limit])
@@ -436,7 +447,9 @@ class Srvd:
         allow: Iterable[str] = (),
         tsig: Iterable[str] = (),
         notify: Iterable[str] = (),
+        dns_port: int = 0,
     ) -> None:
+        self.dns_port = dns_port
         self.workdir = workdir
         self.zones = workdir / "zones"
         self.data = workdir / "data"
@@ -457,7 +470,7 @@ class Srvd:
     def command(self) -> list[str]:
         cmd = [
             srvd_bin(), "serve", "--zones", str(self.zones), "--data-dir", str(self.data),
-            "--dns", f"{HOST}:0", "--admin", f"{HOST}:0", "--watch-interval", "0", "--log-level", "info",
+            "--dns", f"{HOST}:{self.dns_port}", "--admin", f"{HOST}:0", "--watch-interval", "0", "--log-level", "info",
         ]
         for a in self.allow:
             cmd += ["--allow-transfer", a]
@@ -467,10 +480,15 @@ class Srvd:
             cmd += ["--notify", n]
         return cmd
 
-    def start(self) -> "Srvd":
+    def spawn(self) -> subprocess.Popen:
+        """Launches srvd without waiting for it to listen."""
         binary = srvd_bin()
         assert os.access(binary, os.X_OK), f"srvd binary not found or not executable: {binary} (set SRVD_BIN)"
         self.proc = spawn(self.command(), self.log_path, cwd=self.workdir)
+        return self.proc
+
+    def start(self) -> "Srvd":
+        self.spawn()
 
         def ready() -> bool:
             if self.proc.poll() is not None:
@@ -570,7 +588,9 @@ zone:
   allow-notify: {primary.split("@")[0]} NOKEY
 """
     if provide_xfr_to:
-        text += f"  provide-xfr: {provide_xfr_to} NOKEY\n"
+        # store-ixfr keeps the increments NSD received, so an IXFR query to NSD shows
+        # whether srvd sent increments (NSD stores nothing for a full transfer).
+        text += f"  provide-xfr: {provide_xfr_to} NOKEY\n  store-ixfr: yes\n"
     return text
 
 
@@ -580,12 +600,18 @@ class Secondary:
     name = "secondary"
     log_files: tuple[str, ...] = ()
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, key: tuple[str, str] | None = None) -> None:
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
+        self.key = key
         self.proc: subprocess.Popen | None = None
-        # Chosen up front so srvd can be started with --notify 127.0.0.1:PORT first.
+        # Chosen up front so srvd can be started first, with --notify 127.0.0.1:PORT.
         self.port = free_port()
+        self.primary_port = 0
+
+    @property
+    def notify_target(self) -> str:
+        return f"{HOST}:{self.port}"
 
     def log(self) -> str:
         out = []
@@ -634,15 +660,11 @@ class Nsd(Secondary):
     name = "NSD"
     log_files = ("nsd.stderr", "nsd.log")
 
-    def __init__(self, workdir: Path, primary_port: int, *, key: tuple[str, str] | None = None) -> None:
-        super().__init__(workdir)
-        self.primary = f"{HOST}@{primary_port}"
-        self.key = key
-
     def config(self) -> str:
-        return nsd_conf(self.workdir, self.port, self.primary, key=self.key, provide_xfr_to=HOST)
+        return nsd_conf(self.workdir, self.port, f"{HOST}@{self.primary_port}", key=self.key, provide_xfr_to=HOST)
 
-    def start(self) -> "Nsd":
+    def start(self, primary_port: int) -> "Nsd":
+        self.primary_port = primary_port
         binary = find_tool("nsd")
         assert binary, "nsd is not installed"
         conf = self.workdir / "nsd.conf"
@@ -726,15 +748,11 @@ class Knot(Secondary):
     name = "Knot"
     log_files = ("knotd.stderr",)
 
-    def __init__(self, workdir: Path, primary_port: int, *, key: tuple[str, str] | None = None) -> None:
-        super().__init__(workdir)
-        self.primary_port = primary_port
-        self.key = key
-
     def config(self) -> str:
         return knot_conf(self.workdir, self.port, self.primary_port, key=self.key, provide_xfr_to=HOST)
 
-    def start(self) -> "Knot":
+    def start(self, primary_port: int) -> "Knot":
+        self.primary_port = primary_port
         binary = find_tool("knotd")
         assert binary, "knotd is not installed"
         conf = self.workdir / "knot.conf"
@@ -743,3 +761,47 @@ class Knot(Secondary):
         if not self._wait_listening():
             raise AssertionError(f"knotd did not start on port {self.port}:\n{self.log_tail()}")
         return self
+
+
+# --------------------------------------------------------------------------- NOTIFY catcher
+
+
+class NotifyCatcher:
+    """A UDP socket standing in for a secondary: receives srvd's NOTIFY and acknowledges it."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((HOST, 0))
+        self.port = self.sock.getsockname()[1]
+
+    @property
+    def notify_target(self) -> str:
+        return f"{HOST}:{self.port}"
+
+    def receive(self, timeout: float) -> dns.message.Message | None:
+        """The next NOTIFY (acknowledged with NOERROR), or None at the deadline."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            self.sock.settimeout(left)
+            try:
+                data, addr = self.sock.recvfrom(65535)
+            except socket.timeout:
+                return None
+            try:
+                m = dns.message.from_wire(data)
+            except dns.exception.DNSException:
+                continue
+            self.sock.sendto(dns.message.make_response(m).to_wire(), addr)
+            return m
+        return None
+
+    def stop(self) -> None:
+        self.sock.close()
+
+
+def tcp_accepts(port: int, host: str = HOST) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
