@@ -95,10 +95,12 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child
         pass
 
 
-def spawn(cmd: list[str], log_path: Path) -> subprocess.Popen:
+def spawn(cmd: list[str], log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     """Starts a server with stdout and stderr appended to `log_path`."""
     with open(log_path, "ab") as log:
-        return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, preexec_fn=_die_with_parent)
+        return subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, preexec_fn=_die_with_parent
+        )
 
 
 def terminate(proc: subprocess.Popen, timeout: float = 10.0) -> int:
