@@ -5,6 +5,7 @@ import DNSWire
 import Foundation
 import NIOCore
 import NIOHTTP1
+import NIOSSL
 import Registration
 
 @main
@@ -34,6 +35,9 @@ struct APIOptions: ParsableArguments {
     @Flag(help: "Print the server's JSON instead of text.")
     var json = false
 
+    @Option(name: .customLong("ca-file"), help: "PEM CA certificate to trust for an https:// --server (one srvd made, say).")
+    var caFile: String?
+
     func client() throws -> APIClient {
         let path = tokenFile ?? ProcessInfo.processInfo.environment["SRVD_TOKEN_FILE"] ?? "data/admin.token"
         guard let data = FileManager.default.contents(atPath: path) else {
@@ -42,7 +46,13 @@ struct APIOptions: ParsableArguments {
         let token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         guard !token.isEmpty else { throw CLIError("the token file \(path) is empty") }
         let base = server.hasSuffix("/") ? String(server.dropLast()) : server
-        return APIClient(base: base, token: token)
+        var trust: [NIOSSLCertificate]? = nil
+        if let caFile {
+            do { trust = try NIOSSLCertificate.fromPEMFile(caFile) } catch {
+                throw CLIError("cannot read the CA certificate \(caFile): \(error)")
+            }
+        }
+        return APIClient(base: base, token: token, trust: trust)
     }
 }
 
@@ -255,6 +265,8 @@ func decodeBody<T: Decodable>(_ type: T.Type, _ body: [UInt8]) throws -> T {
 struct APIClient {
     var base: String
     var token: String
+    /// Certificates to trust instead of the system's, for https.
+    var trust: [NIOSSLCertificate]?
 
     /// Sends a request; any status other than 2xx becomes an error carrying the server's
     /// own message (and field).
@@ -271,6 +283,11 @@ struct APIClient {
         var configuration = HTTPClient.Configuration()
         configuration.connectionPool.retryConnectionEstablishment = false
         configuration.timeout.connect = .seconds(5)
+        if let trust {
+            var tls = TLSConfiguration.makeClientConfiguration()
+            tls.trustRoots = .certificates(trust)
+            configuration.tlsConfiguration = tls
+        }
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         let bytes: [UInt8]
         let response: HTTPClientResponse

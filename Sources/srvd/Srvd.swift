@@ -5,9 +5,12 @@ import DNSTransfer
 import DNSWire
 import DNSZone
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
 import Logging
 import Metrics
 import NIOCore
+import NIOSSL
 import Prometheus
 import SrvdAdmin
 import SrvdStore
@@ -64,6 +67,12 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("admin-token-file"), help: "File holding the API's bearer token (default: DATA_DIR/admin.token, created on first start).")
     var adminTokenFile: String?
 
+    @Option(name: .customLong("admin-tls-cert"), help: "PEM certificate (chain) to serve the admin API over HTTPS; needs --admin-tls-key.")
+    var adminTLSCert: String?
+
+    @Option(name: .customLong("admin-tls-key"), help: "PEM private key for --admin-tls-cert.")
+    var adminTLSKey: String?
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: LogLevelArgument = .info
 
@@ -101,6 +110,9 @@ struct Serve: AsyncParsableCommand {
     var notify: [HostPort] = []
 
     func validate() throws {
+        guard (adminTLSCert == nil) == (adminTLSKey == nil) else {
+            throw ValidationError("--admin-tls-cert and --admin-tls-key go together")
+        }
         for block in allowTransfer where CIDR(block) == nil {
             throw ValidationError("--allow-transfer \(block) is not an address or address/prefix")
         }
@@ -201,11 +213,30 @@ struct Serve: AsyncParsableCommand {
             })
         let reloads = ZoneReloadService(
             reloader: reloader, watchInterval: watchInterval > 0 ? .milliseconds(Int64(watchInterval * 1000)) : nil)
-        if !isLoopback(admin.host) {
-            logger.warning("the admin API is reachable beyond this machine and has no TLS; anyone who sees the token can change zones", metadata: ["address": "\(admin)"])
+        // Idle API connections are closed after a while; headers are capped at 16 KiB.
+        let http = HTTPServerBuilder.http1(configuration: .init(
+            idleTimeout: .seconds(30),
+            httpDecoderConfiguration: .init(maxHeaderFieldSize: 8 * 1024, maxHeaderListSize: 16 * 1024, maxHeaderFieldCount: 100)))
+        let apiServer: HTTPServerBuilder
+        if let adminTLSCert, let adminTLSKey {
+            do {
+                let tls = TLSConfiguration.makeServerConfiguration(
+                    certificateChain: try NIOSSLCertificate.fromPEMFile(adminTLSCert).map { .certificate($0) },
+                    privateKey: .privateKey(try NIOSSLPrivateKey(file: adminTLSKey, format: .pem)))
+                apiServer = try .tls(http, tlsConfiguration: tls)
+            } catch {
+                logger.critical("cannot use the admin TLS certificate or key: \(error)")
+                throw ExitCode(78)
+            }
+        } else {
+            apiServer = http
+            if !isLoopback(admin.host) {
+                logger.warning("the admin API is reachable beyond this machine without TLS; anyone who sees the token can change zones (use --admin-tls-cert/--admin-tls-key)", metadata: ["address": "\(admin)"])
+            }
         }
         let api = Application(
             router: AdminAPI.router(registry: registry, token: token, metrics: metrics, info: info),
+            server: apiServer,
             configuration: ApplicationConfiguration(address: .hostname(admin.host, port: admin.port), serverName: "srvd"),
             onServerRunning: { channel in
                 logger.notice("serving the admin API", metadata: ["address": "\(channel.localAddress.map(describeAddress) ?? "?")"])

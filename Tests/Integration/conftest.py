@@ -123,6 +123,14 @@ def srvd_bin() -> str:
     return path
 
 
+@pytest.fixture(scope="session")
+def srvctl_bin() -> str:
+    path = os.environ.get("SRVCTL_BIN", str(REPO / ".build" / "debug" / "srvctl"))
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        pytest.fail(f"srvctl binary not found or not executable: {path} (set SRVCTL_BIN)")
+    return path
+
+
 def require_tool(name: str) -> str:
     path = shutil.which(name) or (f"/usr/sbin/{name}" if os.access(f"/usr/sbin/{name}", os.X_OK) else None)
     if not path:

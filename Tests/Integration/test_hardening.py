@@ -260,12 +260,19 @@ def test_rate_limiting_can_be_turned_off(make_srvd):
     assert (full, truncated) == (1000, 0)
 
 
-def _metrics(srvd) -> str:
+def admin_port(srvd) -> int:
+    """The admin API's port, once srvd has logged it (it may come after the DNS lines)."""
     import re
+
+    pattern = re.compile(r"address=127\.0\.0\.1:(\d+) \[srvd\] serving the admin API")
+    wait_until(lambda: pattern.search(srvd.log()), 10, what="the admin API to listen")
+    return int(pattern.search(srvd.log()).group(1))
+
+
+def _metrics(srvd) -> str:
     import urllib.request
 
-    port = int(re.search(r"address=127\.0\.0\.1:(\d+) \[srvd\] serving the admin API", srvd.log()).group(1))
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+    with urllib.request.urlopen(f"http://127.0.0.1:{admin_port(srvd)}/metrics", timeout=5) as r:
         return r.read().decode()
 
 
@@ -274,3 +281,51 @@ def _value(metrics: str, name: str) -> float:
         if line.startswith(name + " ") or line.startswith(name + "{"):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
+
+
+# --------------------------------------------------------------------------- admin API
+
+
+def make_certificates(folder: Path) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a certificate for 127.0.0.1 signed by it: (ca, cert, key)."""
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
+
+    run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "ca.key",
+        "-out", "ca.pem", "-days", "2", "-subj", "/CN=srvd test CA")
+    run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "srv.key",
+        "-out", "srv.csr", "-subj", "/CN=127.0.0.1")
+    (folder / "ext").write_text("subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
+    run("x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+        "-out", "srv.pem", "-days", "2", "-extfile", "ext")
+    return folder / "ca.pem", folder / "srv.pem", folder / "srv.key"
+
+
+def test_admin_api_over_tls(make_srvd, tmp_path: Path, srvctl_bin: str):
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    ca, cert, key = make_certificates(tmp_path)
+    srvd = make_srvd({"h.example.zone": ZONE}, extra_args=["--admin-tls-cert", str(cert), "--admin-tls-key", str(key)]).start()
+    port = admin_port(srvd)
+    context = ssl.create_default_context(cafile=str(ca))
+    with urllib.request.urlopen(f"https://127.0.0.1:{port}/healthz", context=context, timeout=5) as r:
+        assert r.status == 200
+    # Without the CA the certificate is not trusted; plain HTTP gets no answer.
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(f"https://127.0.0.1:{port}/healthz", timeout=5)
+    with pytest.raises(Exception):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5)
+    token = srvd.data / "admin.token"
+    ok = subprocess.run([srvctl_bin, "register", "h.example", "m1", "--address", "127.0.0.31", "--server",
+                         f"https://127.0.0.1:{port}", "--token-file", str(token), "--ca-file", str(ca)],
+                        capture_output=True, text=True, timeout=30)
+    assert ok.returncode == 0, ok.stderr
+    assert udp_query(srvd.port).rcode() == dns.rcode.NOERROR
+
+
+def test_tls_needs_both_certificate_and_key(srvd_bin: str, tmp_path: Path):
+    r = subprocess.run([srvd_bin, "serve", "--admin-tls-cert", str(tmp_path / "x.pem")], capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0
+    assert "--admin-tls-cert and --admin-tls-key go together" in r.stderr
