@@ -13,7 +13,7 @@ APT_PACKAGES := libldns-dev pkg-config bind9-dnsutils knot-dnsutils nsd knot pyt
 SRVD := .build/debug/srvd
 SRVCTL := .build/debug/srvctl
 
-.PHONY: all build run test unit integration deps deps-apt deps-python clean
+.PHONY: all build run test unit integration deps deps-apt deps-python clean soak fuzz
 
 all: build
 
@@ -51,6 +51,11 @@ $(VENV)/.installed: Tests/Integration/requirements.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r Tests/Integration/requirements.txt
 	touch $@
+
+# Ten minutes of mixed UDP, TCP and registration load; memory and descriptors must stay flat.
+soak: deps-apt
+	$(SWIFT) build -c release --product srvd
+	SRVD_BIN=$(CURDIR)/.build/release/srvd bench/soak --minutes $${SOAK_MINUTES:-10}
 
 clean:
 	rm -rf .build $(VENV) data

@@ -71,6 +71,9 @@ public final class RegistrationStore: Sendable {
     /// Tells srvd's database apart from any other SQLite file (PRAGMA application_id).
     static let applicationID: Int32 = 0x7372_7664  // "srvd"
     public static let fileName = "srvd.sqlite"
+    /// History steps kept per zone. IXFR from an older serial gets the full zone
+    /// (RFC 1995 §4 allows it); NSD keeps 5 versions by default, Knot a journal of 20 MiB.
+    public static let historyLimit = 1000
 
     public init(directory: String) throws(StoreError) {
         let path = directory + "/" + Self.fileName
@@ -297,7 +300,18 @@ public final class RegistrationStore: Sendable {
             try db.execute(
                 sql: "INSERT INTO history (zone, from_serial, to_serial, removed, added) VALUES (?, ?, ?, ?, ?)",
                 arguments: [zone, Int64(change.fromSerial), Int64(change.toSerial), removed, added])
+            try Self.pruneHistory(db, zone: zone)
         }
+    }
+
+    /// Keeps the newest `historyLimit` steps of a zone.
+    static func pruneHistory(_ db: Database, zone: String) throws {
+        try db.execute(
+            sql: """
+                DELETE FROM history WHERE zone = ? AND id <= (
+                    SELECT id FROM history WHERE zone = ? ORDER BY id DESC LIMIT 1 OFFSET ?)
+                """,
+            arguments: [zone, zone, historyLimit])
     }
 
     // MARK: Encoding helpers

@@ -53,6 +53,21 @@ func member(_ name: String, tls: Bool = false) -> Member {
         #expect(overlay?.serial == 3)
     }
 
+    @Test func historyKeepsTheNewestSteps() throws {
+        let dir = tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try RegistrationStore(directory: dir)
+        let m = member("infra1")
+        let total = RegistrationStore.historyLimit + 25
+        for i in 0..<total {
+            try store.commitSync(StoreChange(zone: zoneName, fromSerial: UInt32(i), toSerial: UInt32(i + 1), operation: .putMember(m), removed: [], added: []))
+        }
+        let history = try store.history(zone: zoneName)
+        #expect(history.count == RegistrationStore.historyLimit)
+        #expect(history.first?.fromSerial == 25)
+        #expect(history.last?.toSerial == UInt32(total))
+    }
+
     @Test func garbageIsRefusedNotOverwritten() throws {
         let dir = tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
