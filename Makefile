@@ -13,7 +13,7 @@ APT_PACKAGES := libldns-dev pkg-config bind9-dnsutils knot-dnsutils nsd knot pyt
 SRVD := .build/debug/srvd
 SRVCTL := .build/debug/srvctl
 
-.PHONY: all build run test unit integration deps deps-apt deps-python clean soak fuzz
+.PHONY: all build run test unit fuzz-replay integration deps deps-apt deps-python clean soak fuzz
 
 all: build
 
@@ -25,10 +25,18 @@ run: build
 
 test: deps
 	$(SWIFT) build --build-tests
-	$(MAKE) --no-print-directory unit integration
+	$(MAKE) --no-print-directory unit fuzz-replay integration
 
 unit:
 	$(SWIFT) test --skip-build
+
+# Replays the fuzz corpus (seeds and past findings) with the plain-built targets; a
+# violation traps and fails the run.
+fuzz-replay:
+	$(SWIFT) build --product fuzz-message
+	$(SWIFT) build --product fuzz-responder
+	.build/debug/fuzz-message Tests/FuzzCorpus/message
+	.build/debug/fuzz-responder Tests/FuzzCorpus/responder
 
 integration:
 	SRVD_BIN=$(CURDIR)/$(SRVD) SRVCTL_BIN=$(CURDIR)/$(SRVCTL) SRVD_TESTS_REQUIRE_TOOLS=1 \
@@ -57,5 +65,10 @@ soak: deps-apt
 	$(SWIFT) build -c release --product srvd
 	SRVD_BIN=$(CURDIR)/.build/release/srvd bench/soak --minutes $${SOAK_MINUTES:-10}
 
+# libFuzzer + AddressSanitizer, FUZZ_SECONDS per target; crashes land in Tests/FuzzCorpus.
+FUZZ_SECONDS ?= 60
+fuzz: deps-apt
+	Tests/fuzz/run $(FUZZ_SECONDS)
+
 clean:
-	rm -rf .build $(VENV) data
+	rm -rf .build .build-fuzz $(VENV) data
