@@ -13,7 +13,7 @@ APT_PACKAGES := libldns-dev pkg-config bind9-dnsutils knot-dnsutils nsd knot pyt
 SRVD := .build/debug/srvd
 SRVCTL := .build/debug/srvctl
 
-.PHONY: all build run test unit fuzz-replay integration deps deps-apt deps-python clean soak fuzz
+.PHONY: all build run test unit fuzz-replay integration deps deps-apt deps-python clean soak fuzz bench
 
 all: build
 
@@ -59,6 +59,13 @@ $(VENV)/.installed: Tests/Integration/requirements.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r Tests/Integration/requirements.txt
 	touch $@
+
+# srvd against NSD, Knot and the reflector ceiling (bench/README.md). BENCH_ARGS=--quick for
+# a 20-second smoke test, BENCH_ARGS=--scale for the 100k-member zone and registrations.
+BENCH_ARGS ?=
+bench: deps-apt
+	$(SWIFT) build -c release --product srvd
+	SRVD_BIN=$(CURDIR)/.build/release/srvd python3 bench/run $(BENCH_ARGS)
 
 # Ten minutes of mixed UDP, TCP and registration load; memory and descriptors must stay flat.
 soak: deps-apt
