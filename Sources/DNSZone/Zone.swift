@@ -175,6 +175,15 @@ public struct ZoneBuilder: Sendable {
     private var sequence: [RRKey: Int] = [:]
     /// Where a second CNAME record for a name was seen.
     private var extraCNAME: [DNSName: SourceLocation] = [:]
+    /// Every record added so far, to drop duplicates in constant time: an RRset of
+    /// 100,000 SRV records would take quadratic time to check by scanning.
+    private var seen = Set<RecordIdentity>()
+
+    private struct RecordIdentity: Hashable, Sendable {
+        var name: DNSName
+        var type: RRType
+        var rdata: RData
+    }
     private var soaCount = 0
     private var errors: [ZoneError] = []
     private var warnings: [ZoneError] = []
@@ -236,10 +245,14 @@ public struct ZoneBuilder: Sendable {
                 p = anc.parent
             }
         }
-        var node = nodes[rr.name]!
+        // RFC 2181 §5: duplicates collapse into one record.
+        guard seen.insert(RecordIdentity(name: rr.name, type: rr.type, rdata: rr.rdata)).inserted else { return }
+        // The node is taken out of the dictionary while it changes, so its arrays are
+        // uniquely referenced and grow in place: a copy per record would make large
+        // RRsets quadratic to build.
+        var node = nodes.removeValue(forKey: rr.name)!
+        defer { nodes[rr.name] = node }
         if let i = node.rrsets.firstIndex(where: { $0.type == rr.type }) {
-            // RFC 2181 §5: duplicates collapse into one record.
-            if node.rrsets[i].rdatas.contains(rr.rdata) { return }
             if rr.type == .cname, extraCNAME[rr.name] == nil, let location { extraCNAME[rr.name] = location }
             // RFC 2181 §5.2: all TTLs of an RRset are equal; like NSD we keep going and use
             // the lowest, which is what a careful resolver would do.
@@ -258,7 +271,6 @@ public struct ZoneBuilder: Sendable {
             locations[key] = location
             sequence[key] = sequence.count
         }
-        nodes[rr.name] = node
     }
 
     /// Runs the whole-zone rules and returns the zone, or every error found.
