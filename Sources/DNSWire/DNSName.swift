@@ -230,8 +230,12 @@ extension DNSName: Hashable {
     }
 
     public func hash(into hasher: inout Hasher) {
-        // Label length octets are < 64 and therefore unaffected by folding.
-        for c in wire { hasher.combine(Self.lower(c)) }
+        // FNV-1a over the case-folded octets (length octets are < 64, unaffected by
+        // folding), handed to the hasher as one word: feeding it octet by octet made
+        // hashing the bulk of a zone rebuild.
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for c in wire { h = (h ^ UInt64(Self.lower(c))) &* 0x100_0000_01b3 }
+        hasher.combine(h)
     }
 }
 

@@ -70,8 +70,10 @@ public struct ZoneOverlay: Sendable, Equatable {
         for key in rrsets.keys.sorted() {
             for rr in rrsets[key]!.records { builder.add(rr) }
         }
-        for name in members.keys.sorted(by: { $0.lowercased().description < $1.lowercased().description }) {
-            for rr in members[name]!.records { builder.add(rr) }
+        // A fixed order (by lower-cased wire form) keeps transfers and listings repeatable.
+        let ordered = members.values.map { ($0.name.lowercasedWire, $0) }.sorted { $0.0.lexicographicallyPrecedes($1.0) }
+        for (_, member) in ordered {
+            for rr in member.records { builder.add(rr) }
         }
         return try builder.build()
     }
