@@ -36,16 +36,20 @@ public struct FieldError: Error, Equatable, Sendable, CustomStringConvertible {
 
 /// A validated member of a cluster in one zone.
 public struct Member: Sendable, Equatable {
-    public var zone: DNSName
+    public let zone: DNSName
     /// The member's own name, `name.zone.`, which gets the A/AAAA records.
-    public var name: DNSName
-    public var ipv4: [IPv4Address]
-    public var ipv6: [IPv6Address]
-    public var peerPort: UInt16
-    public var clientPort: UInt16
-    public var tls: Bool
-    public var service: String?
-    public var ttl: UInt32
+    public let name: DNSName
+    public let ipv4: [IPv4Address]
+    public let ipv6: [IPv6Address]
+    public let peerPort: UInt16
+    public let clientPort: UInt16
+    public let tls: Bool
+    public let service: String?
+    public let ttl: UInt32
+    /// `_etcd-server[-ssl][-SERVICE]._tcp.zone.` and `_etcd-client...`: where its SRV
+    /// records go (kept, not recomputed, since every zone change looks them up).
+    public let serverOwner: DNSName
+    public let clientOwner: DNSName
 
     /// The defaults etcd uses (etcd's clustering guide): peers on 2380, clients on 2379.
     public static let defaultPeerPort = 2380
@@ -71,8 +75,6 @@ public struct Member: Sendable, Equatable {
         try! DNSName(labels: [Array(clientLabel(tls: tls, service: service).utf8), Array("_tcp".utf8)]).appending(zone)
     }
 
-    public var serverOwner: DNSName { Self.serverOwner(zone: zone, tls: tls, service: service) }
-    public var clientOwner: DNSName { Self.clientOwner(zone: zone, tls: tls, service: service) }
 
     /// Longest service name whose SRV label still fits in 63 octets (`_etcd-server-ssl-`
     /// takes 17).
@@ -136,6 +138,8 @@ public struct Member: Sendable, Equatable {
         } else {
             ttl = defaultTTL
         }
+        serverOwner = Self.serverOwner(zone: zone, tls: tls, service: service)
+        clientOwner = Self.clientOwner(zone: zone, tls: tls, service: service)
     }
 
     private static func port(_ p: Int, field: String) throws(FieldError) -> UInt16 {

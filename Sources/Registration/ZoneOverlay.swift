@@ -51,6 +51,41 @@ public struct ZoneOverlay: Sendable, Equatable {
         return out
     }
 
+    /// The RRsets served at `owner` (the SOA aside): what `apply(to:)` puts there, worked out
+    /// for one name, so a change can patch a zone instead of rebuilding it. Records merge
+    /// as the builder merges them: duplicates once, the lowest TTL for the RRset.
+    public func served(at owner: DNSName, file: Zone) -> [RRSet] {
+        var sets: [RRSet] = []
+        // As ZoneBuilder merges: a duplicate record is dropped, TTL and all; a new record
+        // lowers the RRset's TTL to its own if that is lower.
+        var seen: [RRType: Set<RData>] = [:]
+        func add(_ type: RRType, _ ttl: UInt32, _ rdatas: [RData]) {
+            for r in rdatas where seen[type, default: []].insert(r).inserted {
+                if let i = sets.firstIndex(where: { $0.type == type }) {
+                    sets[i].ttl = min(sets[i].ttl, ttl)
+                    sets[i].rdatas.append(r)
+                } else {
+                    sets.append(RRSet(name: owner, type: type, ttl: ttl, rdatas: [r]))
+                }
+            }
+        }
+        let member = members[owner]
+        for set in file.nodes[owner]?.rrsets ?? [] where set.type != .soa {
+            if rrsets[RRSetKey(owner: owner, type: set.type)] != nil { continue }
+            if (set.type == .a || set.type == .aaaa), member != nil { continue }
+            add(set.type, set.ttl, set.rdatas)
+        }
+        for (key, set) in rrsets.sorted(by: { $0.key < $1.key }) where key.owner == owner && !set.rdatas.isEmpty {
+            add(set.type, set.ttl, set.rdatas)
+        }
+        // Members in the same order `apply(to:)` adds them.
+        let contributors = members.values.filter { $0.name == owner || $0.serverOwner == owner || $0.clientOwner == owner }
+        for m in contributors.sorted(by: { $0.name.lowercasedWire.lexicographicallyPrecedes($1.name.lowercasedWire) }) {
+            for rr in m.records where rr.name == owner { add(rr.type, rr.ttl, [rr.rdata]) }
+        }
+        return sets
+    }
+
     /// The served zone: the file zone with this overlay applied. Throws the zone rules the
     /// loader enforces (CNAME alone at its name, data inside the zone, ...).
     public func apply(to file: Zone) throws(ZoneErrors) -> Zone {

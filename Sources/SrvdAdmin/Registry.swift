@@ -163,14 +163,17 @@ public actor Registry {
         try served[zoneName(text)]!
     }
 
-    /// Every served RRset with where it comes from, owners sorted canonically-ish.
+    /// Every served RRset with where it comes from: the SOA first, then by owner and type,
+    /// so a listing does not depend on the order changes happened in.
     public func records(zone text: String) throws(APIError) -> (Zone, [(RRSet, RRSetSource)]) {
         let origin = try zoneName(text)
         let zone = served[origin]!
         let overlay = overlays[origin] ?? ZoneOverlay()
         let owned = overlay.memberOwnedRRSets
         var out: [(RRSet, RRSetSource)] = []
-        for set in zone.allRRSets {
+        let sets = zone.allRRSets
+        let ordered = [sets[0]] + sets.dropFirst().map { (RRSetKey(owner: $0.name, type: $0.type), $0) }.sorted { $0.0 < $1.0 }.map(\.1)
+        for set in ordered {
             let key = RRSetKey(owner: set.name, type: set.type)
             let source: RRSetSource = owned[key] != nil ? .member : (overlay.rrsets[key] != nil ? .api : .file)
             out.append((set, source))
@@ -299,9 +302,14 @@ public actor Registry {
         let old = served[origin]!
         var next = overlay
         next.serial = Serial.next(old.serial)
+        // Only the owners the change touches are recomputed; the rest of the zone is shared
+        // with the version served now.
         let zone: Zone
         do {
-            zone = try next.apply(to: fileZones[origin]!)
+            let file = fileZones[origin]!
+            var replacements: [DNSName: [RRSet]] = [:]
+            for owner in owners { replacements[owner] = next.served(at: owner, file: file) }
+            zone = try old.patched(replacements, serial: next.serial!)
         } catch {
             throw Self.conflict(error)
         }
