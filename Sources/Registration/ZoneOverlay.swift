@@ -27,16 +27,60 @@ public struct RRSetKey: Hashable, Sendable, Comparable, CustomStringConvertible 
 /// The served zone is file → API RRsets → members. Member-owned RRsets cannot be changed
 /// through the records API (the API answers 409), so the layers never fight over a record.
 public struct ZoneOverlay: Sendable, Equatable {
-    public var members: [DNSName: Member] = [:]
+    public private(set) var members: [DNSName: Member] = [:]
     public var rrsets: [RRSetKey: RRSet] = [:]
     /// The serial of the last accepted change; the served serial is the later of this and
     /// the file's (RFC 1982 order).
     public var serial: UInt32?
+    /// For each owner members publish at, those members in lower-cased wire order: kept
+    /// as members come and go, so a change in a zone of 100,000 members need not sort them.
+    private var contributors: [DNSName: [(key: [UInt8], name: DNSName)]] = [:]
 
     public init(members: [DNSName: Member] = [:], rrsets: [RRSetKey: RRSet] = [:], serial: UInt32? = nil) {
-        self.members = members
         self.rrsets = rrsets
         self.serial = serial
+        for m in members.values { setMember(m) }
+    }
+
+    public static func == (a: ZoneOverlay, b: ZoneOverlay) -> Bool {
+        a.members == b.members && a.rrsets == b.rrsets && a.serial == b.serial
+    }
+
+    /// Adds or replaces a member.
+    public mutating func setMember(_ m: Member) {
+        if let old = members[m.name] { unindex(old) }
+        members[m.name] = m
+        let key = m.name.lowercasedWire
+        for owner in Set([m.name, m.serverOwner, m.clientOwner]) {
+            var list = contributors[owner, default: []]
+            list.insert((key, m.name), at: Self.position(of: key, in: list))
+            contributors[owner] = list
+        }
+    }
+
+    public mutating func removeMember(_ name: DNSName) {
+        if let old = members.removeValue(forKey: name) { unindex(old) }
+    }
+
+    private mutating func unindex(_ m: Member) {
+        let key = m.name.lowercasedWire
+        for owner in Set([m.name, m.serverOwner, m.clientOwner]) {
+            guard var list = contributors[owner] else { continue }
+            let i = Self.position(of: key, in: list)
+            if i < list.count, list[i].key == key { list.remove(at: i) }
+            contributors[owner] = list.isEmpty ? nil : list
+        }
+    }
+
+    /// Binary search: the first index whose key is not before `key`.
+    private static func position(of key: [UInt8], in list: [(key: [UInt8], name: DNSName)]) -> Int {
+        var low = 0
+        var high = list.count
+        while low < high {
+            let mid = (low + high) / 2
+            if list[mid].key.lexicographicallyPrecedes(key) { low = mid + 1 } else { high = mid }
+        }
+        return low
     }
 
     /// Which members publish records into each RRset.
@@ -57,31 +101,43 @@ public struct ZoneOverlay: Sendable, Equatable {
     public func served(at owner: DNSName, file: Zone) -> [RRSet] {
         var sets: [RRSet] = []
         // As ZoneBuilder merges: a duplicate record is dropped, TTL and all; a new record
-        // lowers the RRset's TTL to its own if that is lower.
-        var seen: [RRType: Set<RData>] = [:]
-        func add(_ type: RRType, _ ttl: UInt32, _ rdatas: [RData]) {
-            for r in rdatas where seen[type, default: []].insert(r).inserted {
-                if let i = sets.firstIndex(where: { $0.type == type }) {
-                    sets[i].ttl = min(sets[i].ttl, ttl)
-                    sets[i].rdatas.append(r)
-                } else {
-                    sets.append(RRSet(name: owner, type: type, ttl: ttl, rdatas: [r]))
-                }
+        // lowers the RRset's TTL to its own if that is lower. File and API records never
+        // meet in one RRset (an API RRset replaces the file's), and each member's records
+        // carry its own name, so only a member record can repeat one, and only a file or
+        // API record. That check is a scan, or a set when both sides are large.
+        func append(_ type: RRType, _ ttl: UInt32, _ rdatas: [RData]) {
+            if let i = sets.firstIndex(where: { $0.type == type }) {
+                sets[i].ttl = min(sets[i].ttl, ttl)
+                sets[i].rdatas += rdatas
+            } else {
+                sets.append(RRSet(name: owner, type: type, ttl: ttl, rdatas: rdatas))
             }
         }
         let member = members[owner]
         for set in file.nodes[owner]?.rrsets ?? [] where set.type != .soa {
             if rrsets[RRSetKey(owner: owner, type: set.type)] != nil { continue }
             if (set.type == .a || set.type == .aaaa), member != nil { continue }
-            add(set.type, set.ttl, set.rdatas)
+            append(set.type, set.ttl, set.rdatas)
         }
         for (key, set) in rrsets.sorted(by: { $0.key < $1.key }) where key.owner == owner && !set.rdatas.isEmpty {
-            add(set.type, set.ttl, set.rdatas)
+            append(set.type, set.ttl, set.rdatas)
         }
-        // Members in the same order `apply(to:)` adds them.
-        let contributors = members.values.filter { $0.name == owner || $0.serverOwner == owner || $0.clientOwner == owner }
-        for m in contributors.sorted(by: { $0.name.lowercasedWire.lexicographicallyPrecedes($1.name.lowercasedWire) }) {
-            for rr in m.records where rr.name == owner { add(rr.type, rr.ttl, [rr.rdata]) }
+        let base = sets
+        let contributing = contributors[owner] ?? []
+        var baseSets: [RRType: Set<RData>] = [:]
+        // Members in the order `apply(to:)` adds them.
+        for (_, name) in contributing {
+            for rr in members[name]!.records where rr.name == owner {
+                if let existing = base.first(where: { $0.type == rr.type })?.rdatas {
+                    if existing.count > 64, contributing.count > 64 {
+                        if baseSets[rr.type] == nil { baseSets[rr.type] = Set(existing) }
+                        if baseSets[rr.type]!.contains(rr.rdata) { continue }
+                    } else if existing.contains(rr.rdata) {
+                        continue
+                    }
+                }
+                append(rr.type, rr.ttl, [rr.rdata])
+            }
         }
         return sets
     }
@@ -117,16 +173,43 @@ public struct ZoneOverlay: Sendable, Equatable {
 /// The records that differ between two versions of a zone at some owners: what an IXFR
 /// (RFC 1995 §4) needs to go from one serial to the next. The SOA is left out: it changes
 /// with every version anyway.
+///
+/// Works RRset by RRset: a changed TTL changes every record of the RRset; otherwise the
+/// two record lists share a long prefix and suffix (both versions list records in the same
+/// order), and only what is between needs comparing. A change in an SRV RRset of 100,000
+/// members then costs a pass of equality tests, not two sets of 100,000 records.
 public func zoneDifference(from old: Zone?, to new: Zone, owners: [DNSName]) -> (removed: [ResourceRecord], added: [ResourceRecord]) {
     var removed: [ResourceRecord] = []
     var added: [ResourceRecord] = []
-    var seen = Set<DNSName>()
-    for owner in owners where seen.insert(owner).inserted {
-        let before = Set(old?.nodes[owner]?.rrsets.filter { $0.type != .soa }.flatMap(\.records) ?? [])
-        let after = Set(new.nodes[owner]?.rrsets.filter { $0.type != .soa }.flatMap(\.records) ?? [])
-        // A TTL change is a removal and an addition.
-        removed += before.subtracting(after).sorted { $0.description < $1.description }
-        added += after.subtracting(before).sorted { $0.description < $1.description }
+    var done = Set<DNSName>()
+    for owner in owners where done.insert(owner).inserted {
+        let before = old?.nodes[owner]?.rrsets.filter { $0.type != .soa } ?? []
+        let after = new.nodes[owner]?.rrsets.filter { $0.type != .soa } ?? []
+        for type in Set(before.map(\.type) + after.map(\.type)).sorted() {
+            let b = before.first { $0.type == type }
+            let a = after.first { $0.type == type }
+            guard let b, let a, b.ttl == a.ttl else {
+                removed += b?.records ?? []
+                added += a?.records ?? []
+                continue
+            }
+            var start = 0
+            while start < b.rdatas.count, start < a.rdatas.count, b.rdatas[start] == a.rdatas[start] { start += 1 }
+            var endB = b.rdatas.count
+            var endA = a.rdatas.count
+            while endB > start, endA > start, b.rdatas[endB - 1] == a.rdatas[endA - 1] {
+                endB -= 1
+                endA -= 1
+            }
+            let middleB = Set(b.rdatas[start..<endB])
+            let middleA = Set(a.rdatas[start..<endA])
+            for r in b.rdatas[start..<endB] where !middleA.contains(r) {
+                removed.append(ResourceRecord(name: owner, type: type, ttl: b.ttl, rdata: r))
+            }
+            for r in a.rdatas[start..<endA] where !middleB.contains(r) {
+                added.append(ResourceRecord(name: owner, type: type, ttl: a.ttl, rdata: r))
+            }
+        }
     }
     return (removed, added)
 }

@@ -218,7 +218,7 @@ public actor Registry {
                 throw APIError(409, "\(rr.name) \(rr.type) was set through the records API; delete it there first", field: "name")
             }
         }
-        overlay.members[member.name] = member
+        overlay.setMember(member)
         let owners = [member.name] + [member.serverOwner, member.clientOwner] + (previous.map { [$0.serverOwner, $0.clientOwner] } ?? [])
         try apply(origin, overlay, owners: owners, operation: .putMember(member))
         metrics.registration(previous == nil ? "created" : "replaced")
@@ -229,7 +229,7 @@ public actor Registry {
         let origin = try zoneName(text)
         let member = try self.member(zone: text, name: name)
         var overlay = overlays[origin]!
-        overlay.members[member.name] = nil
+        overlay.removeMember(member.name)
         try apply(origin, overlay, owners: [member.name, member.serverOwner, member.clientOwner], operation: .deleteMember(member.name))
         metrics.registration("deleted")
     }

@@ -191,7 +191,7 @@ public final class RegistrationStore: Sendable {
                     let specText: String = row["spec"]
                     let spec = try JSONDecoder().decode(MemberSpec.self, from: Data(specText.utf8))
                     let member = try Member(zone: zone, name: row["name"], spec: spec, defaultTTL: 0)
-                    out[zone, default: ZoneOverlay()].members[member.name] = member
+                    out[zone, default: ZoneOverlay()].setMember(member)
                 }
                 for row in try Row.fetchAll(db, sql: "SELECT zone, owner, type, ttl, rdata FROM rrsets") {
                     let zone = try Self.name(row["zone"])

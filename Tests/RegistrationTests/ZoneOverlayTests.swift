@@ -33,7 +33,7 @@ func targets(_ zone: Zone, _ owner: String) -> [String] {
     @Test func membersJoinTheFilesSRVSets() throws {
         var o = ZoneOverlay()
         let m = member("infra3", ["127.0.0.13"])
-        o.members[m.name] = m
+        o.setMember(m)
         let z = try o.apply(to: fileZone())
         #expect(targets(z, "_etcd-server._tcp.lab.example.") == ["infra0.lab.example.", "infra3.lab.example."])
         #expect(z.nodes[n("infra3.lab.example.")]?.rrset(.a)?.rdatas == [.a(IPv4Address("127.0.0.13")!)])
@@ -42,7 +42,7 @@ func targets(_ zone: Zone, _ owner: String) -> [String] {
     @Test func aMemberReplacesTheFilesAddressesAtItsName() throws {
         var o = ZoneOverlay()
         let m = member("infra0", ["fd00::10"])
-        o.members[m.name] = m
+        o.setMember(m)
         let z = try o.apply(to: fileZone())
         #expect(z.nodes[n("infra0.lab.example.")]?.rrset(.a) == nil)
         #expect(z.nodes[n("infra0.lab.example.")]?.rrset(.aaaa) != nil)
@@ -68,7 +68,7 @@ func targets(_ zone: Zone, _ owner: String) -> [String] {
     @Test func zoneRulesStillHold() {
         var o = ZoneOverlay()
         let m = member("alias", ["127.0.0.5"])
-        o.members[m.name] = m
+        o.setMember(m)
         #expect(throws: ZoneErrors.self) { try o.apply(to: fileZone()) }
     }
 
@@ -76,7 +76,7 @@ func targets(_ zone: Zone, _ owner: String) -> [String] {
         let before = try ZoneOverlay().apply(to: fileZone())
         var o = ZoneOverlay()
         let m = member("infra3", ["127.0.0.13"])
-        o.members[m.name] = m
+        o.setMember(m)
         let after = try o.apply(to: fileZone())
         let diff = zoneDifference(from: before, to: after, owners: [m.name, m.serverOwner, m.clientOwner])
         #expect(diff.removed.isEmpty)
@@ -90,8 +90,8 @@ func targets(_ zone: Zone, _ owner: String) -> [String] {
         var o = ZoneOverlay()
         let a = member("infra3", ["127.0.0.13"])
         let b = member("infra4", ["127.0.0.14"])
-        o.members[a.name] = a
-        o.members[b.name] = b
+        o.setMember(a)
+        o.setMember(b)
         let owned = o.memberOwnedRRSets
         #expect(Set(owned[RRSetKey(owner: a.serverOwner, type: .srv)] ?? []) == [a.name, b.name])
         #expect(owned[RRSetKey(owner: a.name, type: .a)] == [a.name])
@@ -142,11 +142,11 @@ func targets(_ zone: Zone, _ owner: String) -> [String] {
                         service: [nil, "blue"].randomElement(using: &rng)!, ttl: [30, 300, nil].randomElement(using: &rng)!)
                     guard let m = try? Member(zone: lab, name: name, spec: spec, defaultTTL: 300) else { continue }
                     let previous = next.members[m.name]
-                    next.members[m.name] = m
+                    next.setMember(m)
                     owners = [m.name, m.serverOwner, m.clientOwner] + (previous.map { [$0.serverOwner, $0.clientOwner] } ?? [])
                 case 2:
                     guard let m = next.members.values.randomElement(using: &rng) else { continue }
-                    next.members[m.name] = nil
+                    next.removeMember(m.name)
                     owners = [m.name, m.serverOwner, m.clientOwner]
                 case 3:
                     let owner = n(names.randomElement(using: &rng)! + ".lab.example.")
