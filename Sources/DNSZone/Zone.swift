@@ -1,4 +1,5 @@
 import DNSWire
+import Synchronization
 
 /// All records of one owner, type and class (RFC 2181 §5).
 public struct RRSet: Hashable, Sendable {
@@ -96,6 +97,13 @@ public final class Zone: Sendable {
     public let negativeTTL: UInt32
     /// Warnings raised while building (data accepted but worth a look).
     public let warnings: [ZoneError]
+    /// RDATA sets of large RRsets, made on first use (the zone never changes).
+    private let rdataSets = Mutex<[RRSetIdentity: Set<RData>]>([:])
+
+    private struct RRSetIdentity: Hashable {
+        var owner: DNSName
+        var type: RRType
+    }
     /// The TTL for new records that name none: the zone file's `$TTL` (RFC 2308 §4).
     public let defaultTTL: UInt32
 
@@ -112,6 +120,16 @@ public final class Zone: Sendable {
     }
 
     public var serial: UInt32 { soa.serial }
+
+    /// The RDATA of one RRset as a set, for membership tests against RRsets of any size;
+    /// made once per zone and kept.
+    public func rdataSet(at owner: DNSName, type: RRType) -> Set<RData> {
+        let key = RRSetIdentity(owner: owner, type: type)
+        if let cached = rdataSets.withLock({ $0[key] }) { return cached }
+        let set = Set(nodes[owner]?.rrset(type)?.rdatas ?? [])
+        rdataSets.withLock { $0[key] = set }
+        return set
+    }
 
     public var soaRRSet: RRSet {
         RRSet(name: origin, type: .soa, ttl: soaTTL, rdatas: [.soa(soa)])

@@ -122,19 +122,18 @@ public struct ZoneOverlay: Sendable, Equatable {
         for (key, set) in rrsets.sorted(by: { $0.key < $1.key }) where key.owner == owner && !set.rdatas.isEmpty {
             append(set.type, set.ttl, set.rdatas)
         }
+        // What member records are checked against: small RRsets by a scan, the file's large
+        // ones through a set the file zone keeps.
         let base = sets
-        let contributing = contributors[owner] ?? []
-        var baseSets: [RRType: Set<RData>] = [:]
+        let fromFile = Set(base.map(\.type)).filter { rrsets[RRSetKey(owner: owner, type: $0)] == nil }
         // Members in the order `apply(to:)` adds them.
-        for (_, name) in contributing {
+        for (_, name) in contributors[owner] ?? [] {
             for rr in members[name]!.records where rr.name == owner {
                 if let existing = base.first(where: { $0.type == rr.type })?.rdatas {
-                    if existing.count > 64, contributing.count > 64 {
-                        if baseSets[rr.type] == nil { baseSets[rr.type] = Set(existing) }
-                        if baseSets[rr.type]!.contains(rr.rdata) { continue }
-                    } else if existing.contains(rr.rdata) {
-                        continue
-                    }
+                    let repeated = existing.count > 32 && fromFile.contains(rr.type)
+                        ? file.rdataSet(at: owner, type: rr.type).contains(rr.rdata)
+                        : existing.contains(rr.rdata)
+                    if repeated { continue }
                 }
                 append(rr.type, rr.ttl, [rr.rdata])
             }
