@@ -78,8 +78,9 @@ let package = Package(
         // libFuzzer targets (built with -sanitize=fuzzer by `make fuzz`); in a normal build
         // they replay the files named on the command line, which is how `make test` runs
         // the corpus of past findings.
-        .executableTarget(name: "fuzz-message", dependencies: ["DNSWire"]),
-        .executableTarget(name: "fuzz-responder", dependencies: ["DNSWire", "DNSZone", "DNSResponder"]),
+        .target(name: "FuzzDriver"),
+        .executableTarget(name: "fuzz-message", dependencies: ["DNSWire", "FuzzDriver"]),
+        .executableTarget(name: "fuzz-responder", dependencies: ["DNSWire", "DNSZone", "DNSResponder", "FuzzDriver"]),
         // Profiling aid: the responder in a loop on the benchmark's query mix.
         .executableTarget(name: "srvd-microbench", dependencies: ["DNSResponder", "DNSServer", "DNSWire", "DNSZone"]),
         // Build-time helper: compiles files (the OpenAPI document) into Swift sources.

@@ -228,6 +228,17 @@ public func quoteCharacterString(_ s: [UInt8]) -> String {
 
 private let hexDigits = Array("0123456789abcdef".utf8)
 
+/// Lower-case hexadecimal, two digits per octet (for storage, logs and test output).
+public func hexString<C: Collection>(_ bytes: C) -> String where C.Element == UInt8 {
+    var out: [UInt8] = []
+    out.reserveCapacity(bytes.count * 2)
+    for b in bytes {
+        out.append(hexDigits[Int(b >> 4)])
+        out.append(hexDigits[Int(b & 0xF)])
+    }
+    return String(decoding: out, as: UTF8.self)
+}
+
 func hex2(_ b: UInt8) -> String {
     String(decoding: [hexDigits[Int(b >> 4)], hexDigits[Int(b & 0xF)]], as: UTF8.self)
 }

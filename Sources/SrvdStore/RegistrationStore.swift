@@ -284,7 +284,7 @@ public final class RegistrationStore: Sendable {
             case .deleteMember(let name):
                 try db.execute(sql: "DELETE FROM members WHERE zone = ? AND name = ?", arguments: [zone, Self.key(name)])
             case .putRRSet(let set):
-                let hexes = set.rdatas.map { Self.hex($0.uncompressedWire) }
+                let hexes = set.rdatas.map { hexString($0.uncompressedWire) }
                 let json = String(decoding: try JSONEncoder().encode(hexes), as: UTF8.self)
                 try db.execute(
                     sql: "INSERT OR REPLACE INTO rrsets (zone, owner, type, ttl, rdata) VALUES (?, ?, ?, ?, ?)",
@@ -321,17 +321,6 @@ public final class RegistrationStore: Sendable {
 
     static func name(_ text: String) throws -> DNSName { try DNSName(text) }
 
-    static func hex(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.count * 2)
-        for b in bytes {
-            out.append(digits[Int(b >> 4)])
-            out.append(digits[Int(b & 0xF)])
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
-
     struct BadHex: Error {}
 
     static func unhex(_ s: String) throws -> [UInt8] {
@@ -363,7 +352,7 @@ public final class RegistrationStore: Sendable {
     }
 
     static func encodeRecords(_ records: [ResourceRecord]) throws -> String {
-        let stored = records.map { StoredRecord(name: $0.name.description, type: $0.type.rawValue, ttl: $0.ttl, rdata: hex($0.rdata.uncompressedWire)) }
+        let stored = records.map { StoredRecord(name: $0.name.description, type: $0.type.rawValue, ttl: $0.ttl, rdata: hexString($0.rdata.uncompressedWire)) }
         return String(decoding: try JSONEncoder().encode(stored), as: UTF8.self)
     }
 

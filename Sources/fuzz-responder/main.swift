@@ -22,13 +22,10 @@
 
 import DNSResponder
 import DNSWire
+import FuzzDriver
 import DNSZone
 
-#if FUZZING
-import Glibc
-#else
 import Foundation
-#endif
 
 // MARK: The zones
 
@@ -166,8 +163,8 @@ enum Fixture {
 // MARK: Checks
 
 func fail(_ what: String, _ query: [UInt8], _ transport: Transport, _ response: [UInt8]? = nil) -> Never {
-    var text = "fuzz-responder: \(what) (\(transport))\nquery:    \(hex(query))"
-    if let response { text += "\nresponse: \(hex(response))" }
+    var text = "fuzz-responder: \(what) (\(transport))\nquery:    \(hexString(query))"
+    if let response { text += "\nresponse: \(hexString(response))" }
     fatalError(text)
 }
 
@@ -267,7 +264,7 @@ func throughCache(_ cache: AnswerCache, _ q: [UInt8], _ transport: Transport, ex
     }
     guard let meta, let out else { fail("AnswerCache did not answer", q, transport) }
     if out != expect.bytes {
-        fail("AnswerCache bytes differ from Responder's\nexpected: \(hex(expect.bytes))", q, transport, out)
+        fail("AnswerCache bytes differ from Responder's\nexpected: \(hexString(expect.bytes))", q, transport, out)
     }
     if meta.rcode != expect.rcode || meta.qtype != expect.qtype || meta.truncated != expect.truncated {
         fail("AnswerCache metadata differs from Responder's", q, transport, out)
@@ -285,8 +282,7 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         let response = responder.respond(to: query, over: transport, zones: zones)
         check(response, for: facts, over: transport)
         expected[transport] = response
-        #if !FUZZING
-        if Replay.verbose {
+        if fuzzVerbose {
             if let r = response {
                 let m = try! Message.decode(r.bytes)
                 print("  \(transport): \(r.rcode)\(r.truncated ? " TC" : "") an \(m.answers.count) ns \(m.authorities.count) ar \(m.additionals.count), \(r.bytes.count) octets")
@@ -294,7 +290,6 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
                 print("  \(transport): no response")
             }
         }
-        #endif
     }
     // One cache per input, so a crash reproduces from its input alone.
     let cache = AnswerCache(maxEntries: 64, maxArenaBytes: 1 << 20)
@@ -316,79 +311,4 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     return 0
 }
 
-func hex(_ bytes: [UInt8]) -> String {
-    let digits = Array("0123456789abcdef".utf8)
-    var out: [UInt8] = []
-    out.reserveCapacity(bytes.count * 2)
-    for b in bytes {
-        out.append(digits[Int(b >> 4)])
-        out.append(digits[Int(b & 0xF)])
-    }
-    return String(decoding: out, as: UTF8.self)
-}
-
-// MARK: Entry point
-
-#if FUZZING
-
-@_silgen_name("LLVMFuzzerRunDriver")
-func LLVMFuzzerRunDriver(
-    _ argc: UnsafeMutablePointer<CInt>,
-    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
-    _ callback: @convention(c) (UnsafePointer<UInt8>, Int) -> CInt
-) -> CInt
-
-_ = Fixture.zones  // build the zones before the first input, not inside it
-var fuzzerArgc = CommandLine.argc
-var fuzzerArgv = CommandLine.unsafeArgv
-exit(LLVMFuzzerRunDriver(&fuzzerArgc, &fuzzerArgv, fuzzOne))
-
-#else
-
-enum Replay {
-    /// FUZZ_VERBOSE=1: say what became of each input.
-    static let verbose = ProcessInfo.processInfo.environment["FUZZ_VERBOSE"] != nil
-}
-
-/// Runs `fuzzOne` on every file named, descending into directories (sorted, hidden files
-/// skipped). Exits 0 after printing the count; a violation traps instead.
-func replay(_ paths: [String]) -> Int {
-    let fm = FileManager.default
-    var files: [String] = []
-    func collect(_ path: String) {
-        var isDir: ObjCBool = false
-        guard fm.fileExists(atPath: path, isDirectory: &isDir) else {
-            FileHandle.standardError.write(Data("fuzz-responder: no such file or directory: \(path)\n".utf8))
-            exit(2)
-        }
-        if isDir.boolValue {
-            let entries = (try? fm.contentsOfDirectory(atPath: path)) ?? []
-            for e in entries.sorted() where !e.hasPrefix(".") { collect(path + "/" + e) }
-        } else {
-            files.append(path)
-        }
-    }
-    paths.forEach(collect)
-    for path in files {
-        guard let data = fm.contents(atPath: path) else {
-            FileHandle.standardError.write(Data("fuzz-responder: cannot read \(path)\n".utf8))
-            exit(2)
-        }
-        // A non-null pointer even for an empty file, as libFuzzer passes.
-        if Replay.verbose { print(path) }
-        var bytes = [UInt8](data)
-        let count = bytes.count
-        bytes.append(0)
-        _ = bytes.withUnsafeBufferPointer { fuzzOne($0.baseAddress!, count) }
-    }
-    return files.count
-}
-
-let arguments = Array(CommandLine.arguments.dropFirst())
-if arguments.isEmpty || arguments.contains("-h") || arguments.contains("--help") {
-    print("usage: fuzz-responder FILE|DIR...  (replays inputs; build with -DFUZZING -sanitize=fuzzer to fuzz)")
-    exit(arguments.isEmpty ? 2 : 0)
-}
-print("fuzz-responder: \(replay(arguments)) inputs ran, no violations")
-
-#endif
+runFuzzTarget("fuzz-responder", fuzzOne)
