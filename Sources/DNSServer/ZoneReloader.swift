@@ -118,18 +118,22 @@ public final class LatestGeneration: Sendable {
 public struct ZoneReloadService: Service {
     let reloader: ZoneReloader
     let watchInterval: Duration?
+    let sighups: UnixSignalsSequence
 
-    public init(reloader: ZoneReloader, watchInterval: Duration?) {
+    /// `sighups` must be made before srvd reports that it listens: until it exists SIGHUP
+    /// keeps its default action and would terminate the process instead of reloading.
+    public init(reloader: ZoneReloader, watchInterval: Duration?, sighups: UnixSignalsSequence) {
         self.reloader = reloader
         self.watchInterval = watchInterval
+        self.sighups = sighups
     }
 
     public func run() async throws {
         let reloader = self.reloader
         let interval = watchInterval
+        let signals = sighups
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
-                let signals = await UnixSignalsSequence(trapping: .sighup)
                 for await _ in signals.cancelOnGracefulShutdown() {
                     await reloader.reload(reason: "SIGHUP")
                 }

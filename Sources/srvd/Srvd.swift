@@ -212,7 +212,8 @@ struct Serve: AsyncParsableCommand {
                 Task { await notifier.listenersReady() }
             })
         let reloads = ZoneReloadService(
-            reloader: reloader, watchInterval: watchInterval > 0 ? .milliseconds(Int64(watchInterval * 1000)) : nil)
+            reloader: reloader, watchInterval: watchInterval > 0 ? .milliseconds(Int64(watchInterval * 1000)) : nil,
+            sighups: await UnixSignalsSequence(trapping: .sighup))
         // Idle API connections are closed after a while; headers are capped at 16 KiB.
         let http = HTTPServerBuilder.http1(configuration: .init(
             idleTimeout: .seconds(30),

@@ -263,7 +263,15 @@ class Srvd:
         """SIGHUP, then waits for the `zones reloaded` log line it causes."""
         before = self.count_in_log("zones reloaded")
         self.signal(signal.SIGHUP)
-        wait_until(lambda: self.count_in_log("zones reloaded") > before, timeout, what="srvd to log `zones reloaded`")
+
+        def reloaded() -> bool:
+            if self.count_in_log("zones reloaded") > before:
+                return True
+            if not self.running():
+                pytest.fail(f"srvd exited after SIGHUP (status {self.proc.returncode}):\n{self.log()}")
+            return False
+
+        wait_until(reloaded, timeout, what="srvd to log `zones reloaded`")
 
     def signal(self, sig: int) -> None:
         assert self.proc is not None and self.proc.poll() is None, f"srvd is not running:\n{self.log()}"

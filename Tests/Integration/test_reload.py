@@ -327,3 +327,14 @@ def test_signal_shuts_down_cleanly(make_srvd, sig):
         with socket.socket(socket.AF_INET, kind) as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind((V4, port))
+
+
+def test_sighup_right_after_start_reloads_instead_of_killing(make_srvd):
+    """Regression: SIGHUP used to be trapped only once the reload service ran, a moment after
+    srvd logged its listeners; a reload sent in that window terminated srvd (CI failure)."""
+    for _ in range(5):
+        srvd = make_srvd({"r.example.zone": V1}, watch_interval=0).start()
+        srvd.reload()
+        assert srvd.running()
+        assert serial(srvd.port) == 1
+        srvd.stop()
