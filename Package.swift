@@ -39,11 +39,14 @@ let package = Package(
             name: "DNSTransfer",
             dependencies: ["DNSWire", "DNSZone", .product(name: "Crypto", package: "swift-crypto")]
         ),
+        // recvmmsg(2)/sendmmsg(2), which Swift's Glibc module does not declare.
+        .target(name: "CDatagramBatch"),
         // Layer 4: UDP/TCP transport over SwiftNIO, snapshots, reload, transfers, NOTIFY.
         .target(
             name: "DNSServer",
             dependencies: [
                 "DNSWire", "DNSZone", "DNSResponder", "DNSTransfer",
+                .target(name: "CDatagramBatch", condition: .when(platforms: [.linux])),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

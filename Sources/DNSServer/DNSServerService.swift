@@ -18,13 +18,15 @@ public struct DNSServerConfiguration: Sendable {
     public var transfers: TransferSettings
     public var tcpLimits: TCPLimits
     public var rateLimit: RateLimitSettings
+    public var udpEngine: UDPEngine
 
     public init(
         listen: [HostPort], tcpIdleTimeout: TimeAmount = .seconds(10), responder: Responder = Responder(),
         transfers: TransferSettings = TransferSettings(policy: TransferPolicy()), tcpLimits: TCPLimits = TCPLimits(),
-        rateLimit: RateLimitSettings = RateLimitSettings()
+        rateLimit: RateLimitSettings = RateLimitSettings(), udpEngine: UDPEngine = .default
     ) {
         self.rateLimit = rateLimit
+        self.udpEngine = udpEngine
         self.listen = listen
         self.tcpIdleTimeout = tcpIdleTimeout
         self.responder = responder
@@ -59,26 +61,62 @@ public final class DNSServerService: Service, Sendable {
         self.connections = ConnectionCounter(limits: configuration.tcpLimits)
     }
 
+    /// A bound socket: NIO channels for TCP (and UDP with the `nio` engine), or a UDP socket
+    /// with a thread of its own.
+    enum Listener: Sendable {
+        case channel(Transport, any Channel)
+        #if os(Linux)
+        case datagram(DatagramListener)
+        #endif
+
+        var transport: Transport {
+            switch self {
+            case .channel(let t, _): return t
+            #if os(Linux)
+            case .datagram: return .udp
+            #endif
+            }
+        }
+
+        var localAddress: SocketAddress? {
+            switch self {
+            case .channel(_, let c): return c.localAddress
+            #if os(Linux)
+            case .datagram(let d): return d.localAddress
+            #endif
+            }
+        }
+
+        func close() async {
+            switch self {
+            case .channel(_, let c): try? await c.close()
+            #if os(Linux)
+            case .datagram(let d): await d.close()
+            #endif
+            }
+        }
+    }
+
     /// Binds every listener; on failure closes what was bound and rethrows.
-    public func bind() async throws -> [(transport: Transport, channel: any Channel)] {
-        var channels: [(transport: Transport, channel: any Channel)] = []
+    func bind() async throws -> [Listener] {
+        var listeners: [Listener] = []
         do {
             for address in configuration.listen {
                 let (udp, tcp) = try await bindPair(address)
-                channels.append((.udp, udp))
-                channels.append((.tcp, tcp))
+                listeners.append(udp)
+                listeners.append(.channel(.tcp, tcp))
             }
         } catch {
-            for c in channels { try? await c.channel.close() }
+            for l in listeners { await l.close() }
             throw error
         }
-        return channels
+        return listeners
     }
 
     /// UDP and TCP on the same address and port. With port 0 the kernel picks a UDP port,
     /// and TCP takes the same number; if some TCP socket already holds that number, both
     /// are given up and another number is tried.
-    private func bindPair(_ address: HostPort) async throws -> (any Channel, any Channel) {
+    private func bindPair(_ address: HostPort) async throws -> (Listener, any Channel) {
         var attempt = 0
         while true {
             attempt += 1
@@ -88,29 +126,32 @@ public final class DNSServerService: Service, Sendable {
                 let tcp = try await listening(.tcp, tcpAddress) { try await makeTCP(tcpAddress) }
                 return (udp, tcp)
             } catch let error as ListenError where address.port == 0 && attempt < 20 && error.isAddressInUse {
-                try? await udp.close()
+                await udp.close()
             } catch {
-                try? await udp.close()
+                await udp.close()
                 throw error
             }
         }
     }
 
     public func run() async throws {
-        let bound = try await bind()
-        let channels = bound.map(\.channel)
-        for (transport, c) in bound {
-            logger.notice("serving DNS", metadata: ["transport": "\(transport.rawValue)", "address": "\(c.localAddress.map(describeAddress) ?? "?")"])
+        let listeners = try await bind()
+        for l in listeners {
+            logger.notice("serving DNS", metadata: ["transport": "\(l.transport.rawValue)", "address": "\(l.localAddress.map(describeAddress) ?? "?")"])
         }
-        onBound?(channels.compactMap(\.localAddress))
+        // Datagram threads start once everything is bound, so a failed bind leaves none.
+        #if os(Linux)
+        for case .datagram(let d) in listeners { d.start(answerer) }
+        #endif
+        onBound?(listeners.compactMap(\.localAddress))
         // Wait for SIGTERM/SIGINT (or cancellation), then stop accepting and close.
         try? await gracefulShutdown()
-        for c in channels { try? await c.close() }
+        for l in listeners { await l.close() }
         logger.notice("DNS listeners closed")
     }
 
     /// Names the listener in bind errors ("cannot listen on udp [::]:53: ...").
-    private func listening(_ transport: Transport, _ address: HostPort, _ bind: () async throws -> any Channel) async throws -> any Channel {
+    private func listening<L>(_ transport: Transport, _ address: HostPort, _ bind: () async throws -> L) async throws -> L {
         do {
             return try await bind()
         } catch {
@@ -136,7 +177,14 @@ public final class DNSServerService: Service, Sendable {
             rateLimit: configuration.rateLimit)
     }
 
-    private func makeUDP(_ address: HostPort) async throws -> any Channel {
+    private func makeUDP(_ address: HostPort) async throws -> Listener {
+        #if os(Linux)
+        if configuration.udpEngine == .recvmmsg { return .datagram(try DatagramListener(address: address)) }
+        #endif
+        return .channel(.udp, try await makeNIOUDP(address))
+    }
+
+    private func makeNIOUDP(_ address: HostPort) async throws -> any Channel {
         let answerer = self.answerer
         // No SO_REUSEADDR: on Linux it would let a second server share the UDP port unnoticed.
         // Vector reads take up to 64 datagrams per recvmmsg(2); the handler flushes once per

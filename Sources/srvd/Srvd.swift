@@ -94,6 +94,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("rrl-slip"), help: "Every Nth rate-limited response is sent truncated (TC=1) instead of dropped; 0 drops all.")
     var rrlSlip: Int = 2
 
+    @Option(name: .customLong("udp-engine"), help: "How UDP is served: recvmmsg (a thread per address blocking in recvmmsg/sendmmsg; Linux) or nio (SwiftNIO's datagram channel).")
+    var udpEngine: UDPEngine = .default
+
     @Option(name: .customLong("watch-interval"), help: "Seconds between checks of the zone folder for changes; 0 turns watching off.")
     var watchInterval: Double = 2
 
@@ -123,6 +126,9 @@ struct Serve: AsyncParsableCommand {
         guard tcpMaxConnections > 0, tcpMaxPerClient > 0 else { throw ValidationError("--tcp-max-connections and --tcp-max-per-client must be at least 1") }
         guard tcpMessageTimeout > 0 else { throw ValidationError("--tcp-message-timeout must be positive") }
         guard rrlLimit >= 0, rrlSlip >= 0 else { throw ValidationError("--rrl-limit and --rrl-slip cannot be negative") }
+        #if !os(Linux)
+        guard udpEngine == .nio else { throw ValidationError("--udp-engine recvmmsg needs Linux") }
+        #endif
         guard watchInterval >= 0 else { throw ValidationError("--watch-interval cannot be negative") }
         guard (512...4096).contains(maxUDPPayload) else { throw ValidationError("--max-udp-payload must be between 512 and 4096") }
     }
@@ -203,7 +209,8 @@ struct Serve: AsyncParsableCommand {
                 tcpLimits: TCPLimits(
                     maxConnections: tcpMaxConnections, maxPerClient: tcpMaxPerClient,
                     messageTimeout: .milliseconds(Int64(tcpMessageTimeout * 1000))),
-                rateLimit: RateLimitSettings(limit: rrlLimit, slip: rrlSlip)),
+                rateLimit: RateLimitSettings(limit: rrlLimit, slip: rrlSlip),
+                udpEngine: udpEngine),
             store: zoneStore, logger: logger,
             observer: { report, transport in metrics.queriesAnswered(report, transport) },
             onBound: { addresses in
@@ -303,3 +310,5 @@ func printError(_ s: String) {
     var line = s + "\n"
     line.withUTF8 { buf in _ = write(2, buf.baseAddress, buf.count) }
 }
+
+extension UDPEngine: ExpressibleByArgument {}

@@ -210,6 +210,10 @@ class Srvd:
             "--watch-interval", str(self.watch_interval),
             "--log-level", self.log_level,
         ]
+        # `make integration` runs the transport and differential tests a second time with
+        # SRVD_UDP_ENGINE=nio, so both UDP engines stay checked against dig and NSD.
+        if engine := os.environ.get("SRVD_UDP_ENGINE"):
+            cmd += ["--udp-engine", engine]
         return cmd + self.extra_args
 
     def spawn(self) -> subprocess.Popen:
