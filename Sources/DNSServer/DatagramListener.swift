@@ -35,8 +35,8 @@ final class DatagramListener: Sendable {
     let localAddress: SocketAddress
     private let fd: Int32
     private let stopping = Atomic<Bool>(false)
-    private let finished = Mutex<CheckedContinuation<Void, Never>?>(nil)
-    private let done = Atomic<Bool>(false)
+    /// Set by the thread as it returns; `close()` waits for it.
+    private let exit = Mutex<(done: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
     private let started = Atomic<Bool>(false)
     private let closed = Atomic<Bool>(false)
 
@@ -163,12 +163,11 @@ final class DatagramListener: Sendable {
         // shut down (and returns ENOTCONN), and the blocked receive returns.
         _ = shutdown(fd, Int32(SHUT_RDWR))
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            let resumeNow = finished.withLock { waiting -> Bool in
-                if done.load(ordering: .sequentiallyConsistent) { return true }
-                waiting = c
-                return false
+            let alreadyDone = exit.withLock { state in
+                if !state.done { state.waiter = c }
+                return state.done
             }
-            if resumeNow { c.resume() }
+            if alreadyDone { c.resume() }
         }
         _ = Glibc.close(fd)
     }
@@ -178,12 +177,11 @@ final class DatagramListener: Sendable {
         while !stopping.load(ordering: .relaxed) {
             state.serveBurst(fd)
         }
-        let waiting = finished.withLock { waiting -> CheckedContinuation<Void, Never>? in
-            done.store(true, ordering: .sequentiallyConsistent)
-            defer { waiting = nil }
-            return waiting
+        let waiter = exit.withLock { state in
+            state.done = true
+            return state.waiter.take()
         }
-        waiting?.resume()
+        waiter?.resume()
     }
 }
 

@@ -103,7 +103,7 @@ private final class Client {
         await listener.close()
     }
 
-    @Test func rateLimitingDropsAndSlips() async throws {
+    @Test func rateLimitingDropsWhatIsOverTheLimit() async throws {
         let listener = try DatagramListener(address: HostPort(host: "127.0.0.1", port: 0))
         let dropped = Mutex(0)
         listener.start(answerer(rateLimit: RateLimitSettings(limit: 1, slip: 0), observer: { report, _ in dropped.withLock { $0 += report.rateLimitDropped } }))
