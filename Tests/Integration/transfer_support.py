@@ -32,6 +32,8 @@ import dns.rdatatype
 import dns.rrset
 import dns.tsig
 
+from conftest import recv_exact
+
 REPO = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
 ZONE = "lab.example."
@@ -293,16 +295,6 @@ def xfr_query(
     return q
 
 
-def _read_exact(sock: socket.socket, n: int) -> bytes | None:
-    buf = b""
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            return None
-        buf += chunk
-    return buf
-
-
 def xfr(
     port: int,
     rdtype: str = "AXFR",
@@ -337,12 +329,12 @@ def xfr(
         s.connect((host, port))
         s.sendall(struct.pack("!H", len(wire)) + wire)
         while True:
-            header = _read_exact(s, 2)
+            header = recv_exact(s, 2)
             if header is None:
                 result.closed_early = True
                 return result
             (length,) = struct.unpack("!H", header)
-            body = _read_exact(s, length)
+            body = recv_exact(s, length)
             if body is None:
                 result.closed_early = True
                 return result
