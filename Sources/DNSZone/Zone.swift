@@ -44,6 +44,8 @@ public struct Node: Sendable {
     }
 
     public var isEmptyNonTerminal: Bool { rrsets.isEmpty }
+
+    public var recordCount: Int { rrsets.reduce(0) { $0 + $1.rdatas.count } }
 }
 
 /// Where a record came from, for error messages (`file:line`).
@@ -107,7 +109,15 @@ public final class Zone: Sendable {
     /// The TTL for new records that name none: the zone file's `$TTL` (RFC 2308 §4).
     public let defaultTTL: UInt32
 
-    fileprivate init(origin: DNSName, soa: SOAData, soaTTL: UInt32, apexNS: RRSet, nodes: [DNSName: Node], ownerOrder: [DNSName], warnings: [ZoneError], defaultTTL: UInt32) {
+    /// Records in the zone, SOA included. Kept rather than counted: the API and the metrics
+    /// ask for it after every change, and counting walks every node.
+    public let recordCount: Int
+
+    fileprivate init(
+        origin: DNSName, soa: SOAData, soaTTL: UInt32, apexNS: RRSet, nodes: [DNSName: Node], ownerOrder: [DNSName],
+        warnings: [ZoneError], defaultTTL: UInt32, recordCount: Int? = nil
+    ) {
+        self.recordCount = recordCount ?? nodes.values.reduce(0) { $0 + $1.recordCount }
         self.origin = origin
         self.soa = soa
         self.soaTTL = soaTTL
@@ -162,10 +172,6 @@ public final class Zone: Sendable {
         }
         let digits = Array("0123456789abcdef".utf8)
         return String(decoding: (0..<16).map { digits[Int((h >> UInt64(60 - 4 * $0)) & 0xF)] }, as: UTF8.self)
-    }
-
-    public var recordCount: Int {
-        nodes.values.reduce(0) { $0 + $1.rrsets.reduce(0) { $0 + $1.rdatas.count } }
     }
 
     /// True when `name` is at or below a zone cut (a non-apex node with NS), i.e. its data
@@ -338,6 +344,10 @@ extension Zone {
     /// are checked at the changed owners, which is where a change can break them.
     public func patched(_ replacements: [DNSName: [RRSet]], serial: UInt32) throws(ZoneErrors) -> Zone {
         var nodes = self.nodes
+        // Only the replaced owners change their counts; nodes added or dropped on the way
+        // are empty non-terminals, which hold none.
+        var count = recordCount
+        for owner in replacements.keys { count -= nodes[owner]?.recordCount ?? 0 }
         var order = ownerOrder
         /// Names that no longer have data: out of the owner order (empty non-terminals are
         /// never in it), and out of the zone too when nothing is below them.
@@ -404,8 +414,9 @@ extension Zone {
         soa.serial = serial
         let apex = nodes[origin]!
         nodes[origin] = Node(name: origin, rrsets: apex.rrsets.map { $0.type == .soa ? RRSet(name: origin, type: .soa, ttl: soaTTL, rdatas: [.soa(soa)]) : $0 })
+        for owner in replacements.keys { count += nodes[owner]?.recordCount ?? 0 }
         return Zone(
             origin: origin, soa: soa, soaTTL: soaTTL, apexNS: apexNS, nodes: nodes, ownerOrder: order,
-            warnings: warnings, defaultTTL: defaultTTL)
+            warnings: warnings, defaultTTL: defaultTTL, recordCount: count)
     }
 }

@@ -1,5 +1,10 @@
 import DNSWire
 import DNSZone
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Identifies one RRset in a zone.
 public struct RRSetKey: Hashable, Sendable, Comparable, CustomStringConvertible {
@@ -177,6 +182,29 @@ public struct ZoneOverlay: Sendable, Equatable {
 /// two record lists share a long prefix and suffix (both versions list records in the same
 /// order), and only what is between needs comparing. A change in an SRV RRset of 100,000
 /// members then costs a pass of equality tests, not two sets of 100,000 records.
+/// The part of two record lists between their common prefix and suffix: `old[start..<endOld]`
+/// became `new[start..<endNew]`. The records outside it were copied from one snapshot to
+/// the next, so their bits are identical, and comparing bits settles them without `==`
+/// (which retains and releases every payload); only bits that differ go to `==`.
+func changedRange(_ old: [RData], _ new: [RData]) -> (start: Int, endOld: Int, endNew: Int) {
+    old.withUnsafeBufferPointer { o in
+        new.withUnsafeBufferPointer { n in
+            func same(_ i: Int, _ j: Int) -> Bool {
+                memcmp(o.baseAddress! + i, n.baseAddress! + j, MemoryLayout<RData>.size) == 0 || o[i] == n[j]
+            }
+            var start = 0
+            while start < o.count, start < n.count, same(start, start) { start += 1 }
+            var endOld = o.count
+            var endNew = n.count
+            while endOld > start, endNew > start, same(endOld - 1, endNew - 1) {
+                endOld -= 1
+                endNew -= 1
+            }
+            return (start, endOld, endNew)
+        }
+    }
+}
+
 public func zoneDifference(from old: Zone?, to new: Zone, owners: [DNSName]) -> (removed: [ResourceRecord], added: [ResourceRecord]) {
     var removed: [ResourceRecord] = []
     var added: [ResourceRecord] = []
@@ -192,14 +220,7 @@ public func zoneDifference(from old: Zone?, to new: Zone, owners: [DNSName]) -> 
                 added += a?.records ?? []
                 continue
             }
-            var start = 0
-            while start < b.rdatas.count, start < a.rdatas.count, b.rdatas[start] == a.rdatas[start] { start += 1 }
-            var endB = b.rdatas.count
-            var endA = a.rdatas.count
-            while endB > start, endA > start, b.rdatas[endB - 1] == a.rdatas[endA - 1] {
-                endB -= 1
-                endA -= 1
-            }
+            let (start, endB, endA) = changedRange(b.rdatas, a.rdatas)
             let middleB = Set(b.rdatas[start..<endB])
             let middleA = Set(a.rdatas[start..<endA])
             for r in b.rdatas[start..<endB] where !middleA.contains(r) {

@@ -172,6 +172,7 @@ func targets(_ zone: Zone, _ owner: String) -> [String] {
                 case (.success(let r), .success(let p)):
                     #expect(shape(r) == shape(p), "round \(round) step \(step)")
                     #expect(r.serial == p.serial)
+                    #expect(r.recordCount == p.recordCount, "round \(round) step \(step)")
                     #expect(Set(r.allRRSets.map { "\($0.name) \($0.type)" }) == Set(p.allRRSets.map { "\($0.name) \($0.type)" }))
                     overlay = next
                     served = p
