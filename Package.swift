@@ -116,15 +116,17 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
-        .testTarget(name: "DNSWireTests", dependencies: ["DNSWire"]),
+        // What several test targets share (a seeded random generator).
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "DNSWireTests", dependencies: ["DNSWire", "TestSupport"]),
         .testTarget(name: "DNSZoneTests", dependencies: ["DNSZone", "DNSWire"]),
         .testTarget(
             name: "DNSResponderTests",
-            dependencies: ["DNSResponder", "DNSZone", "DNSWire"],
+            dependencies: ["DNSResponder", "DNSZone", "DNSWire", "TestSupport"],
             resources: [.copy("Cases")]
         ),
         .testTarget(name: "DNSTransferTests", dependencies: ["DNSTransfer", "DNSZone", "DNSWire"]),
-        .testTarget(name: "RegistrationTests", dependencies: ["Registration", "DNSZone", "DNSWire"]),
+        .testTarget(name: "RegistrationTests", dependencies: ["Registration", "DNSZone", "DNSWire", "TestSupport"]),
         .testTarget(name: "SrvdStoreTests", dependencies: ["SrvdStore", "Registration", "DNSZone", "DNSWire"]),
         .testTarget(
             name: "SrvdAdminTests",

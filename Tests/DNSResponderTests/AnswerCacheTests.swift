@@ -1,26 +1,16 @@
 import DNSResponder
 import DNSWire
 import DNSZone
+import TestSupport
 import Testing
 
 /// Random letter case, so replays must restore the asker's spelling.
-func scrambleCase(_ name: DNSName, _ rng: inout SplitMix) -> DNSName {
+func scrambleCase(_ name: DNSName, _ rng: inout SplitMix64) -> DNSName {
     let wire = name.wire.map { c -> UInt8 in
         let isLetter = (c >= 65 && c <= 90) || (c >= 97 && c <= 122)
         return isLetter && Bool.random(using: &rng) ? c ^ 0x20 : c
     }
     return try! DNSName(wire: wire)
-}
-
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }
 
 @Suite struct AnswerCacheTests {
@@ -35,7 +25,7 @@ struct SplitMix: RandomNumberGenerator {
     /// Every table question, asked many ways and many times: the cache's answer is always
     /// byte for byte the responder's.
     @Test func replaysEqualTheResponder() throws {
-        var rng = SplitMix(state: 7)
+        var rng = SplitMix64(seed: 7)
         let sizes: [UInt16?] = [nil, 512, 1232, 4096, 900, 100]
         for c in CaseTableTests.cases {
             let cache = AnswerCache()

@@ -26,6 +26,8 @@ import dns.query
 import dns.rcode
 import dns.rdatatype
 
+from conftest import die_with_parent
+
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED_ZONE = REPO / "zones" / "lab.example.zone"
 OPENAPI_SOURCE = REPO / "Sources" / "SrvdAdmin" / "openapi.yaml"
@@ -67,16 +69,6 @@ def require_binary(path: str, what: str) -> str:
     if not (os.path.isfile(path) and os.access(path, os.X_OK)):
         raise RuntimeError(f"{what} binary not found or not executable: {path}")
     return path
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
-    """Linux: the child gets SIGKILL if pytest dies, so no srvd outlives the test run."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 def deadline_wait(probe: Callable[[], Any], timeout: float, what: str, interval: float = 0.02) -> Any:
@@ -276,7 +268,7 @@ class SrvdServer:
         with open(self.log_path, "ab") as log:
             self.log_offset = log.tell()
             self.proc = subprocess.Popen(
-                self.command(), stdin=subprocess.DEVNULL, stdout=log, stderr=log, preexec_fn=_die_with_parent
+                self.command(), stdin=subprocess.DEVNULL, stdout=log, stderr=log, preexec_fn=die_with_parent
             )
         return self.proc
 

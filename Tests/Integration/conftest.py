@@ -84,7 +84,7 @@ def free_port(host: str = V4) -> int:
     raise RuntimeError("no free port found")
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+def die_with_parent() -> None:  # pragma: no cover - runs in the child
     """Linux: the child gets SIGKILL if pytest itself dies, so no server outlives a crashed
     or killed test run."""
     try:
@@ -95,11 +95,11 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child
         pass
 
 
-def spawn(cmd: list[str], log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+def spawn(cmd: list[str], log_path: Path, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.Popen:
     """Starts a server with stdout and stderr appended to `log_path`."""
     with open(log_path, "ab") as log:
         return subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, preexec_fn=_die_with_parent
+            cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, cwd=cwd, preexec_fn=die_with_parent
         )
 
 

@@ -14,6 +14,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import dns.rcode  # noqa: E402
 import pytest  # noqa: E402
 
+from conftest import free_port  # noqa: E402
 from api_support import (  # noqa: E402
     SrvdServer,
     answer_list,
@@ -182,12 +183,6 @@ def test_restart_after_sigkill_keeps_deletions_and_records(tmp_path):
 
 
 # --------------------------------------------------------------------------- unusable stores
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-        u.bind(("127.0.0.1", 0))
-        return u.getsockname()[1]
 
 
 def populated_store(tmp_path) -> SrvdServer:

@@ -32,7 +32,7 @@ import dns.rdatatype
 import dns.rrset
 import dns.tsig
 
-from conftest import recv_exact
+from conftest import free_port, recv_exact, spawn
 
 REPO = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
@@ -60,38 +60,6 @@ def wait_until(probe: Callable[[], T], timeout: float, what: str | Callable[[], 
             detail = f" (last error: {last_error!r})" if last_error else ""
             raise AssertionError(f"timed out after {timeout}s waiting for {what() if callable(what) else what}{detail}")
         time.sleep(interval)
-
-
-def free_port(host: str = HOST) -> int:
-    """A port free for both UDP and TCP on `host` right now."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-            t.bind((host, 0))
-            port = t.getsockname()[1]
-            try:
-                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-                    u.bind((host, port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port found")
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
-    """Linux: the child gets SIGKILL if pytest dies, so no server outlives the test run."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
-
-
-def spawn(cmd: list[str], log_path: Path, cwd: Path | None = None) -> subprocess.Popen:
-    with open(log_path, "ab") as log:
-        return subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=cwd, preexec_fn=_die_with_parent
-        )
 
 
 def terminate(proc: subprocess.Popen | None, timeout: float = 5.0) -> None:

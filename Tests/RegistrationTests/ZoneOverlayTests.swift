@@ -1,6 +1,7 @@
 import DNSWire
 import DNSZone
 import Registration
+import TestSupport
 import Testing
 
 func fileZone(_ extra: String = "") -> Zone {
@@ -102,17 +103,6 @@ func targets(_ zone: Zone, _ owner: String) -> [String] {
 /// The incremental path (patch the owners a change touches) must give the same zone as
 /// rebuilding it from the file and the whole overlay, for any sequence of changes.
 @Suite struct PatchEquivalenceTests {
-    struct Rng: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     /// Everything DNS can tell apart: each name (empty non-terminals included) and its
     /// RRsets as (type, TTL, set of RDATA).
     func shape(_ z: Zone) -> [String: [String]] {
@@ -124,7 +114,7 @@ func targets(_ zone: Zone, _ owner: String) -> [String] {
     }
 
     @Test func patchedEqualsRebuilt() throws {
-        var rng = Rng(state: 42)
+        var rng = SplitMix64(seed: 42)
         let file = fileZone("deep.ent.x A 127.0.0.9\nsvc TXT \"file\"\n")
         let names = ["infra0", "infra5", "a.b", "b", "deep.ent", "svc", "alias", "x.child", "n1", "n2"]
         for round in 0..<30 {
