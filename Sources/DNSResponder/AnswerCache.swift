@@ -12,7 +12,7 @@ import DNSZone
 ///
 /// Only plain queries are cached: QUERY opcode, one uncompressed question, nothing in
 /// answer or authority, at most one OPT of version 0 at the very end. Anything else goes to
-/// the responder each time. Not thread-safe: each event loop keeps its own.
+/// the responder each time. Not thread-safe: each UDP thread (or NIO event loop) keeps its own.
 public final class AnswerCache {
     private struct Entry {
         var hash: UInt64
