@@ -104,6 +104,7 @@ public struct Responder: Sendable {
         switch result.kind {
         case .answer, .cname, .noData, .delegation: rcode = .noError
         case .nxDomain: rcode = .nxDomain
+        case .nameTooLong: rcode = .yxDomain
         case .refused:
             rcode = .refused
             responseEDNS?.options = [.extendedError(20)]  // RFC 8914 §4.21 Not Authoritative

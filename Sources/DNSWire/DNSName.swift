@@ -186,6 +186,16 @@ public struct DNSName: Sendable {
         return DNSName(uncheckedWire: bytes)
     }
 
+    /// This name with its last `count` labels replaced by `suffix` (RFC 6672 §2.2's
+    /// substitution), or nil when the result would be longer than 255 octets.
+    public func replacingSuffix(labels count: Int, with suffix: DNSName) -> DNSName? {
+        let keep = labelCount - count
+        guard keep >= 0 else { return nil }
+        let offsets = labelOffsets
+        let head = keep < offsets.count ? Array(wire[..<offsets[keep]]) : Array(wire.dropLast())
+        return try? DNSName(wire: head + suffix.wire)
+    }
+
     /// True when `self` equals `other` or lies below it (case-insensitively).
     public func isSubdomain(of other: DNSName) -> Bool {
         let offset = wire.count - other.wire.count

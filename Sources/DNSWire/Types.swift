@@ -133,6 +133,7 @@ public struct RCode: RawRepresentable, Hashable, Sendable, CustomStringConvertib
     public static let nxDomain = RCode(rawValue: 3)
     public static let notImp = RCode(rawValue: 4)
     public static let refused = RCode(rawValue: 5)
+    public static let yxDomain = RCode(rawValue: 6)
     public static let notAuth = RCode(rawValue: 9)
     public static let notZone = RCode(rawValue: 10)
     /// RFC 6891 §6.1.3: only expressible with an OPT record.

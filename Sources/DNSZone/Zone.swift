@@ -32,6 +32,9 @@ public struct Node: Sendable {
     public let name: DNSName
     /// RRsets in the order they were first seen in the source.
     public internal(set) var rrsets: [RRSet]
+    /// Nodes directly below this one. Kept so that removing a name, or asking whether a
+    /// DNAME has anything below it, looks at one node instead of every name in the zone.
+    public internal(set) var childCount: Int = 0
 
     public init(name: DNSName, rrsets: [RRSet] = []) {
         self.name = name
@@ -59,29 +62,6 @@ public struct SourceLocation: Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String { "\(file):\(line)" }
-}
-
-/// A zone rule broken by some data, with where it came from.
-public struct ZoneError: Error, Hashable, Sendable, CustomStringConvertible {
-    public var location: SourceLocation?
-    public var message: String
-
-    public init(_ message: String, at location: SourceLocation? = nil) {
-        self.message = message
-        self.location = location
-    }
-
-    public var description: String {
-        if let location { return "\(location): \(message)" }
-        return message
-    }
-}
-
-/// One or more zone errors; `description` gives one line each.
-public struct ZoneErrors: Error, Sendable, CustomStringConvertible {
-    public var errors: [ZoneError]
-    public init(_ errors: [ZoneError]) { self.errors = errors }
-    public var description: String { errors.map(\.description).joined(separator: "\n") }
 }
 
 /// An immutable, validated zone: what one snapshot serves for one apex.
@@ -186,8 +166,8 @@ public final class Zone: Sendable {
     }
 }
 
-/// Accumulates records for one zone and checks them against the rules NSD applies when
-/// loading (RFC 1034 §4.2.1, RFC 1035 §5.2, RFC 2181 §10.1), collecting every error.
+/// Accumulates records for one zone and checks them against `ZoneRules`, collecting every
+/// error, with the line of the record that broke the rule (as NSD reports them).
 public struct ZoneBuilder: Sendable {
     public let origin: DNSName
     public let defaultTTL: UInt32
@@ -197,8 +177,8 @@ public struct ZoneBuilder: Sendable {
     /// point at the record that broke the rule, the later of the two that clash.
     private var locations: [RRKey: SourceLocation] = [:]
     private var sequence: [RRKey: Int] = [:]
-    /// Where a second CNAME record for a name was seen.
-    private var extraCNAME: [DNSName: SourceLocation] = [:]
+    /// Where a second CNAME or DNAME record for a name was seen.
+    private var extraSingleton: [RRKey: SourceLocation] = [:]
     /// Every record added so far, to drop duplicates in constant time: an RRset of
     /// 100,000 SRV records would take quadratic time to check by scanning.
     private var seen = Set<RecordIdentity>()
@@ -224,35 +204,17 @@ public struct ZoneBuilder: Sendable {
         order.append(origin)
     }
 
-    public var hasErrors: Bool { !errors.isEmpty }
-
     /// Adds one record; record-local rules are checked here, whole-zone rules in `build()`.
     public mutating func add(_ rr: ResourceRecord, at location: SourceLocation? = nil) {
-        guard rr.rrClass == .in else {
-            errors.append(ZoneError("class \(rr.rrClass) is not supported, only IN", at: location))
-            return
-        }
-        guard rr.name.isSubdomain(of: origin) else {
-            // RFC 1035 §5.2: all data in a zone file lies within the zone.
-            errors.append(ZoneError("out-of-zone data: \(rr.name) is not in zone \(origin)", at: location))
-            return
-        }
-        guard !rr.type.isMetaType else {
-            errors.append(ZoneError("\(rr.type) is a meta type and cannot appear in a zone", at: location))
-            return
-        }
-        if rr.type == .dname {
-            errors.append(ZoneError("DNAME records are not supported by srvd", at: location))
+        if var e = ZoneRules.check(record: rr, origin: origin) {
+            e.location = location
+            errors.append(e)
             return
         }
         if rr.type == .soa {
-            guard rr.name == origin else {
-                errors.append(ZoneError("SOA record for \(rr.name) is not at the zone apex \(origin)", at: location))
-                return
-            }
             soaCount += 1
             if soaCount > 1 {
-                errors.append(ZoneError("more than one SOA record; a zone has exactly one", at: location))
+                errors.append(ZoneError(.soaAtApex, "more than one SOA record; a zone has exactly one", owners: [origin], at: location))
                 return
             }
         }
@@ -260,15 +222,7 @@ public struct ZoneBuilder: Sendable {
     }
 
     private mutating func insert(_ rr: ResourceRecord, at location: SourceLocation?) {
-        if nodes[rr.name] == nil {
-            nodes[rr.name] = Node(name: rr.name)
-            // Ancestors up to the apex exist as empty non-terminals (RFC 8020 §2).
-            var p = rr.name.parent
-            while let anc = p, anc != origin, nodes[anc] == nil {
-                nodes[anc] = Node(name: anc)
-                p = anc.parent
-            }
-        }
+        nodes.ensureNode(rr.name, origin: origin)
         // RFC 2181 §5: duplicates collapse into one record.
         guard seen.insert(RecordIdentity(name: rr.name, type: rr.type, rdata: rr.rdata)).inserted else { return }
         // The node is taken out of the dictionary while it changes, so its arrays are
@@ -277,7 +231,8 @@ public struct ZoneBuilder: Sendable {
         var node = nodes.removeValue(forKey: rr.name)!
         defer { nodes[rr.name] = node }
         if let i = node.rrsets.firstIndex(where: { $0.type == rr.type }) {
-            if rr.type == .cname, extraCNAME[rr.name] == nil, let location { extraCNAME[rr.name] = location }
+            let key = RRKey(name: rr.name, type: rr.type)
+            if rr.type == .cname || rr.type == .dname, extraSingleton[key] == nil, let location { extraSingleton[key] = location }
             // RFC 2181 §5.2: all TTLs of an RRset are equal; like NSD we keep going and use
             // the lowest, which is what a careful resolver would do.
             if node.rrsets[i].ttl != rr.ttl {
@@ -297,37 +252,48 @@ public struct ZoneBuilder: Sendable {
         }
     }
 
+    /// Where to point for an error found over the RRsets at `name`: the record that came
+    /// second of those that clash.
+    private func location(of error: ZoneError, at node: Node) -> SourceLocation? {
+        let name = node.name
+        func key(_ t: RRType) -> RRKey { RRKey(name: name, type: t) }
+        switch error.rule {
+        case .singleCNAME: return extraSingleton[key(.cname)] ?? locations[key(.cname)]
+        case .singleDNAME: return extraSingleton[key(.dname)] ?? locations[key(.dname)]
+        case .cnameAlone:
+            let others = node.rrsets.filter { $0.type != .cname && $0.type != .rrsig && $0.type != .nsec }.map { key($0.type) }
+            guard let firstOther = others.min(by: { sequence[$0, default: 0] < sequence[$1, default: 0] }) else { return locations[key(.cname)] }
+            let cname = key(.cname)
+            return locations[sequence[cname, default: 0] > sequence[firstOther, default: 0] ? cname : firstOther]
+        case .apexNS: return locations[key(.soa)]
+        case .dnameLeaf: return locations[key(.dname)]
+        default: return nil
+        }
+    }
+
     /// Runs the whole-zone rules and returns the zone, or every error found.
     public func build() throws(ZoneErrors) -> Zone {
         var errors = self.errors
         let apex = nodes[origin]!
-        let soaSet = apex.rrset(.soa)
-        if soaSet == nil, soaCount == 0 {
-            errors.append(ZoneError("zone \(origin) has no SOA record"))
-        }
-        let nsSet = apex.rrset(.ns)
-        if nsSet == nil {
-            errors.append(ZoneError("zone \(origin) has no NS records at its apex", at: locations[RRKey(name: origin, type: .soa)]))
+        if apex.rrset(.soa) == nil, soaCount == 0 {
+            errors.append(ZoneError(.soaAtApex, "zone \(origin) has no SOA record", owners: [origin]))
         }
         for name in order {
-            guard let node = nodes[name], let cname = node.rrset(.cname) else { continue }
-            let cnameKey = RRKey(name: name, type: .cname)
-            // RFC 2181 §10.1: a CNAME is alone at its name (DNSSEC's RRSIG/NSEC excepted,
-            // RFC 4035 §2.5), and there is only one.
-            if cname.rdatas.count > 1 {
-                errors.append(ZoneError("more than one CNAME record at \(name)", at: extraCNAME[name] ?? locations[cnameKey]))
+            guard let node = nodes[name] else { continue }
+            var found = ZoneRules.check(owner: name, rrsets: node.rrsets, origin: origin)
+            if let e = ZoneRules.checkDNAMELeaf(
+                owner: name, rrsets: node.rrsets, hasDescendants: node.childCount > 0,
+                firstDescendant: { order.first { $0 != name && $0.isSubdomain(of: name) } })
+            {
+                found.append(e)
             }
-            let others = node.rrsets.filter { $0.type != .cname && $0.type != .rrsig && $0.type != .nsec }
-            if !others.isEmpty {
-                let types = others.map { $0.type.description }.joined(separator: ", ")
-                // Blame whichever came second: the CNAME, or the first other RRset.
-                let firstOther = others.map { RRKey(name: name, type: $0.type) }.min { sequence[$0, default: 0] < sequence[$1, default: 0] }!
-                let later = sequence[cnameKey, default: 0] > sequence[firstOther, default: 0] ? cnameKey : firstOther
-                errors.append(ZoneError("CNAME at \(name) cannot coexist with other data (\(types))", at: locations[later]))
+            for var e in found {
+                e.location = location(of: e, at: node)
+                errors.append(e)
             }
         }
         if !errors.isEmpty { throw ZoneErrors(errors) }
-        guard let soaSet, case .soa(let soa) = soaSet.rdatas[0], let nsSet else {
+        guard let soaSet = apex.rrset(.soa), case .soa(let soa) = soaSet.rdatas[0], let nsSet = apex.rrset(.ns) else {
             throw ZoneErrors([ZoneError("zone \(origin) is incomplete")])
         }
         return Zone(
@@ -336,12 +302,44 @@ public struct ZoneBuilder: Sendable {
     }
 }
 
+extension Dictionary where Key == DNSName, Value == Node {
+    /// Makes `name` a node if it is not one, and its ancestors up to the apex empty
+    /// non-terminals (RFC 8020 §2), keeping child counts.
+    mutating func ensureNode(_ name: DNSName, origin: DNSName) {
+        guard self[name] == nil else { return }
+        self[name] = Node(name: name)
+        var child = name
+        while child != origin, let parent = child.parent {
+            if self[parent] != nil {
+                self[parent]!.childCount += 1
+                return
+            }
+            var made = Node(name: parent)
+            made.childCount = 1
+            self[parent] = made
+            child = parent
+        }
+    }
+
+    /// Removes `name` if it holds no data and nothing is below it, then each ancestor that
+    /// is left an empty leaf the same way: what a full build would not have made.
+    mutating func pruneEmpty(from name: DNSName, origin: DNSName) {
+        var n = name
+        while n != origin, let node = self[n], node.rrsets.isEmpty, node.childCount == 0 {
+            self[n] = nil
+            guard let parent = n.parent else { return }
+            self[parent]?.childCount -= 1
+            n = parent
+        }
+    }
+}
+
 extension Zone {
     /// This zone with the RRsets at some owners replaced (an empty list removes an owner's
     /// data) and the SOA serial set: how API changes, which touch a few names, avoid
     /// rebuilding a zone of 300,000 records (a second each). Empty non-terminals appear
-    /// and disappear as the full build would make them (RFC 8020 §2), and the zone rules
-    /// are checked at the changed owners, which is where a change can break them.
+    /// and disappear as the full build would make them (RFC 8020 §2), and `ZoneRules` are
+    /// checked at the changed owners, which is where a change can break them.
     public func patched(_ replacements: [DNSName: [RRSet]], serial: UInt32) throws(ZoneErrors) -> Zone {
         var nodes = self.nodes
         // Only the replaced owners change their counts; nodes added or dropped on the way
@@ -350,70 +348,58 @@ extension Zone {
         for owner in replacements.keys { count -= nodes[owner]?.recordCount ?? 0 }
         var order = ownerOrder
         /// Names that no longer have data: out of the owner order (empty non-terminals are
-        /// never in it), and out of the zone too when nothing is below them.
+        /// never in it).
         var dataless = Set<DNSName>()
         var errors: [ZoneError] = []
         for (owner, sets) in replacements {
-            guard owner.isSubdomain(of: origin) else {
-                errors.append(ZoneError("out-of-zone data: \(owner) is not in zone \(origin)"))
-                continue
-            }
-            let kept = sets.filter { !$0.rdatas.isEmpty && $0.type != .soa }
-            if kept.isEmpty {
-                guard nodes[owner] != nil else { continue }
-                if owner == origin {
-                    errors.append(ZoneError("zone \(origin) has no NS records at its apex"))
+            var kept: [RRSet] = []
+            for set in sets where !set.rdatas.isEmpty {
+                if let e = ZoneRules.check(owner: owner, type: set.type, origin: origin) {
+                    errors.append(e)
                     continue
                 }
-                nodes[owner]!.rrsets = []
-                dataless.insert(owner)
-                // Gone when nothing is left at or below it; its empty ancestors likewise.
-                var name: DNSName? = owner
-                while let n = name, n != origin, let node = nodes[n], node.rrsets.isEmpty,
-                    !nodes.keys.contains(where: { $0.wire.count > n.wire.count && $0.isSubdomain(of: n) })
-                {
-                    nodes[n] = nil
-                    name = n.parent
-                }
-                continue
+                // The apex SOA is srvd's: only its serial changes, below.
+                if set.type != .soa { kept.append(set) }
             }
+            guard owner.isSubdomain(of: origin) else { continue }
             if owner == origin {
-                // The apex keeps its SOA (the serial is set below).
                 let soa = nodes[origin]!.rrset(.soa)!
                 nodes[origin]!.rrsets = [soa] + kept
                 continue
             }
-            if nodes[owner] == nil {
-                var p = owner.parent
-                while let anc = p, anc != origin, nodes[anc] == nil {
-                    nodes[anc] = Node(name: anc)
-                    p = anc.parent
-                }
+            if kept.isEmpty {
+                guard nodes[owner] != nil else { continue }
+                if !nodes[owner]!.rrsets.isEmpty { dataless.insert(owner) }
+                nodes[owner]!.rrsets = []
+                nodes.pruneEmpty(from: owner, origin: origin)
+                continue
             }
-            if nodes[owner]?.rrsets.isEmpty ?? true { order.append(owner) }
-            nodes[owner] = Node(name: owner, rrsets: kept)
+            nodes.ensureNode(owner, origin: origin)
+            if nodes[owner]!.rrsets.isEmpty { order.append(owner) }
+            nodes[owner]!.rrsets = kept
         }
         if !dataless.isEmpty { order.removeAll { dataless.contains($0) } }
-        // The rules a change can break where it happens (RFC 2181 §10.1, RFC 1034 §4.2.1).
         for owner in replacements.keys {
             guard let node = nodes[owner] else { continue }
-            if let cname = node.rrset(.cname) {
-                if cname.rdatas.count > 1 { errors.append(ZoneError("more than one CNAME record at \(owner)")) }
-                let others = node.rrsets.filter { $0.type != .cname && $0.type != .rrsig && $0.type != .nsec }
-                if !others.isEmpty {
-                    let types = others.map { $0.type.description }.joined(separator: ", ")
-                    errors.append(ZoneError("CNAME at \(owner) cannot coexist with other data (\(types))"))
-                }
+            errors += ZoneRules.check(owner: owner, rrsets: node.rrsets, origin: origin)
+            if let e = ZoneRules.checkDNAMELeaf(
+                owner: owner, rrsets: node.rrsets, hasDescendants: node.childCount > 0,
+                firstDescendant: { order.first { $0 != owner && $0.isSubdomain(of: owner) } })
+            {
+                errors.append(e)
+            }
+            if !node.rrsets.isEmpty, let e = ZoneRules.checkUnderDNAME(owner: owner, origin: origin, nodes: nodes) {
+                errors.append(e)
             }
         }
-        guard let apexNS = nodes[origin]?.rrset(.ns) else {
-            throw ZoneErrors(errors + [ZoneError("zone \(origin) has no NS records at its apex")])
-        }
         if !errors.isEmpty { throw ZoneErrors(errors) }
+        guard let apexNS = nodes[origin]?.rrset(.ns) else {
+            throw ZoneErrors([ZoneError(.apexNS, "zone \(origin) has no NS records at its apex", owners: [origin])])
+        }
         var soa = self.soa
         soa.serial = serial
         let apex = nodes[origin]!
-        nodes[origin] = Node(name: origin, rrsets: apex.rrsets.map { $0.type == .soa ? RRSet(name: origin, type: .soa, ttl: soaTTL, rdatas: [.soa(soa)]) : $0 })
+        nodes[origin]!.rrsets = apex.rrsets.map { $0.type == .soa ? RRSet(name: origin, type: .soa, ttl: soaTTL, rdatas: [.soa(soa)]) : $0 }
         for owner in replacements.keys { count += nodes[owner]?.recordCount ?? 0 }
         return Zone(
             origin: origin, soa: soa, soaTTL: soaTTL, apexNS: apexNS, nodes: nodes, ownerOrder: order,

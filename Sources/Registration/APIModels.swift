@@ -20,19 +20,45 @@ public struct StatusBody: Codable, Sendable {
     }
 }
 
+/// A stored member or RRset that is not served, because it breaks a zone rule next to
+/// the zone file as it is now (the file was edited after it was stored).
+public struct ConflictBody: Codable, Sendable, Equatable {
+    /// The member's name, for a member.
+    public var member: String?
+    /// Owner and type, for an RRset set through the records API.
+    public var owner: String?
+    public var type: String?
+    /// The rule broken (`ZoneRule`'s name) and why, in one sentence.
+    public var rule: String?
+    public var error: String
+
+    public init(_ item: OverlayItem, _ error: ZoneError) {
+        switch item {
+        case .member(let n): member = n.description
+        case .rrset(let k):
+            owner = k.owner.description
+            type = k.type.description
+        }
+        rule = error.rule?.rawValue
+        self.error = error.message
+    }
+}
+
 public struct ZoneBody: Codable, Sendable {
     public var name: String
     public var serial: UInt32
     public var records: Int
     public var rrsets: Int
     public var members: Int
+    public var conflicts: [ConflictBody]
 
-    public init(_ zone: Zone, members: Int) {
+    public init(_ zone: Zone, members: Int, conflicts: [ConflictBody] = []) {
         name = zone.origin.description
         serial = zone.serial
         records = zone.recordCount
         rrsets = zone.nodes.values.reduce(0) { $0 + $1.rrsets.count }
         self.members = members
+        self.conflicts = conflicts
     }
 }
 
@@ -48,13 +74,21 @@ public struct RRSetBody: Codable, Sendable {
     public var ttl: UInt32
     public var rdata: [String]
     public var source: String
+    /// False for a stored RRset that conflicts with the zone file; `conflict` says why.
+    public var served: Bool?
+    public var conflict: String?
+    /// The zone's serial right after the change, in a PUT's answer.
+    public var serial: UInt32?
 
-    public init(_ set: RRSet, source: RRSetSource) {
+    public init(_ set: RRSet, source: RRSetSource, conflict: String? = nil, listed: Bool = false, serial: UInt32? = nil) {
+        self.serial = serial
         owner = set.name.description
         type = set.type.description
         ttl = set.ttl
         rdata = set.rdatas.map { Presentation.rdata($0, type: set.type) }
         self.source = source.rawValue
+        self.conflict = conflict
+        served = listed ? conflict == nil : nil
     }
 }
 
@@ -84,8 +118,13 @@ public struct MemberBody: Codable, Sendable {
     public var records: [String]
     /// The zone's serial right after the change (PUT) or now (GET).
     public var serial: UInt32?
+    /// False for a stored member that conflicts with the zone file; `conflict` says why.
+    public var served: Bool
+    public var conflict: String?
 
-    public init(_ m: Member, serial: UInt32?) {
+    public init(_ m: Member, serial: UInt32?, conflict: String? = nil) {
+        served = conflict == nil
+        self.conflict = conflict
         let spec = m.spec
         zone = m.zone.description
         name = m.relativeName

@@ -98,9 +98,14 @@ public struct Member: Sendable, Equatable {
     }
 
     /// Validates a spec for `name` in `zone`. `defaultTTL` is the zone's default TTL.
-    public init(zone: DNSName, name nameText: String, spec: MemberSpec, defaultTTL: UInt32) throws(FieldError) {
+    /// `requireHostName` is off only for members read back from the store: one stored
+    /// before the host-name rule is kept (and parked) rather than lost.
+    public init(zone: DNSName, name nameText: String, spec: MemberSpec, defaultTTL: UInt32, requireHostName: Bool = true) throws(FieldError) {
         self.zone = zone
         self.name = try Self.memberName(nameText, zone: zone)
+        if requireHostName, let problem = OverlayRules.hostNameProblem(name, zone: zone) {
+            throw FieldError(problem, field: "name")
+        }
         guard let addresses = spec.addresses, !addresses.isEmpty else {
             throw FieldError("addresses must list at least one IPv4 or IPv6 address", field: "addresses")
         }

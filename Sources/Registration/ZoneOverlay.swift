@@ -25,18 +25,37 @@ public struct RRSetKey: Hashable, Sendable, Comparable, CustomStringConvertible 
     public var description: String { "\(owner) \(type)" }
 }
 
+/// One thing the overlay holds: a member, or an RRset set through the API.
+public enum OverlayItem: Hashable, Sendable, CustomStringConvertible {
+    case member(DNSName)
+    case rrset(RRSetKey)
+
+    public var description: String {
+        switch self {
+        case .member(let n): return "member \(n)"
+        case .rrset(let k): return "RRset \(k)"
+        }
+    }
+}
+
 /// What the API adds to one zone on top of its file: whole RRsets set through the records
 /// API (an empty set hides the file's RRset) and members, each of which owns its address
 /// RRsets and contributes one record to each of two shared SRV RRsets.
 ///
 /// The served zone is file → API RRsets → members. Member-owned RRsets cannot be changed
 /// through the records API (the API answers 409), so the layers never fight over a record.
+///
+/// Items the zone's rules refuse next to the file as it is now (the file was edited while
+/// they were stored) are *parked*: kept, listed and deletable, but not served, each with
+/// the rule it breaks. Everything else is served.
 public struct ZoneOverlay: Sendable, Equatable {
     public private(set) var members: [DNSName: Member] = [:]
     public var rrsets: [RRSetKey: RRSet] = [:]
     /// The serial of the last accepted change; the served serial is the later of this and
     /// the file's (RFC 1982 order).
     public var serial: UInt32?
+    /// Stored items left out of the served zone, and why.
+    public internal(set) var parked: [OverlayItem: ZoneError] = [:]
     /// For each owner members publish at, those members in lower-cased wire order: kept
     /// as members come and go, so a change in a zone of 100,000 members need not sort them.
     private var contributors: [DNSName: [(key: [UInt8], name: DNSName)]] = [:]
@@ -48,13 +67,14 @@ public struct ZoneOverlay: Sendable, Equatable {
     }
 
     public static func == (a: ZoneOverlay, b: ZoneOverlay) -> Bool {
-        a.members == b.members && a.rrsets == b.rrsets && a.serial == b.serial
+        a.members == b.members && a.rrsets == b.rrsets && a.serial == b.serial && a.parked == b.parked
     }
 
-    /// Adds or replaces a member.
+    /// Adds or replaces a member; it is served (no longer parked).
     public mutating func setMember(_ m: Member) {
         if let old = members[m.name] { unindex(old) }
         members[m.name] = m
+        parked[.member(m.name)] = nil
         let key = m.name.lowercasedWire
         for owner in Set([m.name, m.serverOwner, m.clientOwner]) {
             var list = contributors[owner, default: []]
@@ -65,6 +85,30 @@ public struct ZoneOverlay: Sendable, Equatable {
 
     public mutating func removeMember(_ name: DNSName) {
         if let old = members.removeValue(forKey: name) { unindex(old) }
+        parked[.member(name)] = nil
+    }
+
+    /// Sets (or with nil forgets) an API RRset; a set one is served (no longer parked).
+    public mutating func setRRSet(_ key: RRSetKey, _ set: RRSet?) {
+        rrsets[key] = set
+        parked[.rrset(key)] = nil
+    }
+
+    public mutating func park(_ item: OverlayItem, because error: ZoneError) {
+        parked[item] = error
+    }
+
+    public func isParked(_ item: OverlayItem) -> Bool { parked[item] != nil }
+
+    /// Members that are served.
+    public var activeMembers: some Sequence<Member> {
+        members.values.lazy.filter { !self.isParked(.member($0.name)) }
+    }
+
+    /// The API RRset served for `key`, if one is (an empty set is a tombstone).
+    func activeRRSet(_ key: RRSetKey) -> RRSet? {
+        guard let set = rrsets[key], !isParked(.rrset(key)) else { return nil }
+        return set
     }
 
     private mutating func unindex(_ m: Member) {
@@ -75,6 +119,11 @@ public struct ZoneOverlay: Sendable, Equatable {
             if i < list.count, list[i].key == key { list.remove(at: i) }
             contributors[owner] = list.isEmpty ? nil : list
         }
+    }
+
+    /// The members with records at `owner`, served or parked, in wire order.
+    func contributors(at owner: DNSName) -> [(key: [UInt8], name: DNSName)] {
+        contributors[owner] ?? []
     }
 
     /// Binary search: the first index whose key is not before `key`.
@@ -88,16 +137,21 @@ public struct ZoneOverlay: Sendable, Equatable {
         return low
     }
 
-    /// Which members publish records into each RRset.
-    public var memberOwnedRRSets: [RRSetKey: [DNSName]] {
-        var out: [RRSetKey: [DNSName]] = [:]
-        for m in members.values {
-            for rr in m.records {
-                let key = RRSetKey(owner: rr.name, type: rr.type)
-                if !(out[key]?.contains(m.name) ?? false) { out[key, default: []].append(m.name) }
-            }
+    /// The served members that publish records into the RRset `key`, in wire order. Found
+    /// through the per-owner index, so asking costs the members at that owner, not the zone.
+    public func publishers(of key: RRSetKey, limit: Int = .max) -> [DNSName] {
+        var out: [DNSName] = []
+        for (_, name) in contributors[key.owner] ?? [] where out.count < limit {
+            guard let m = members[name], !isParked(.member(name)) else { continue }
+            if m.records.contains(where: { $0.name == key.owner && $0.type == key.type }) { out.append(name) }
         }
         return out
+    }
+
+    /// Served members with a name at or below `owner` (their own name or an SRV owner).
+    public func members(atOrBelow owner: DNSName) -> [Member] {
+        activeMembers.filter { m in [m.name, m.serverOwner, m.clientOwner].contains { $0.isSubdomain(of: owner) } }
+            .sorted { $0.name.lowercasedWire.lexicographicallyPrecedes($1.name.lowercasedWire) }
     }
 
     /// The RRsets served at `owner` (the SOA aside): what `apply(to:)` puts there, worked out
@@ -118,21 +172,19 @@ public struct ZoneOverlay: Sendable, Equatable {
                 sets.append(RRSet(name: owner, type: type, ttl: ttl, rdatas: rdatas))
             }
         }
-        let member = members[owner]
         for set in file.nodes[owner]?.rrsets ?? [] where set.type != .soa {
-            if rrsets[RRSetKey(owner: owner, type: set.type)] != nil { continue }
-            if (set.type == .a || set.type == .aaaa), member != nil { continue }
+            if activeRRSet(RRSetKey(owner: owner, type: set.type)) != nil { continue }
             append(set.type, set.ttl, set.rdatas)
         }
-        for (key, set) in rrsets.sorted(by: { $0.key < $1.key }) where key.owner == owner && !set.rdatas.isEmpty {
+        for (key, set) in rrsets.sorted(by: { $0.key < $1.key }) where key.owner == owner && !set.rdatas.isEmpty && !isParked(.rrset(key)) {
             append(set.type, set.ttl, set.rdatas)
         }
         // What member records are checked against: small RRsets by a scan, the file's large
         // ones through a set the file zone keeps.
         let base = sets
-        let fromFile = Set(base.map(\.type)).filter { rrsets[RRSetKey(owner: owner, type: $0)] == nil }
+        let fromFile = Set(base.map(\.type)).filter { activeRRSet(RRSetKey(owner: owner, type: $0)) == nil }
         // Members in the order `apply(to:)` adds them.
-        for (_, name) in contributors[owner] ?? [] {
+        for (_, name) in contributors[owner] ?? [] where !isParked(.member(name)) {
             for rr in members[name]!.records where rr.name == owner {
                 if let existing = base.first(where: { $0.type == rr.type })?.rdatas {
                     let repeated = existing.count > 32 && fromFile.contains(rr.type)
@@ -146,15 +198,13 @@ public struct ZoneOverlay: Sendable, Equatable {
         return sets
     }
 
-    /// The served zone: the file zone with this overlay applied. Throws the zone rules the
-    /// loader enforces (CNAME alone at its name, data inside the zone, ...).
-    public func apply(to file: Zone) throws(ZoneErrors) -> Zone {
+    /// The served zone: the file zone with this overlay's served items applied, built (and
+    /// so checked) by `ZoneBuilder`. Without `members`, the file and the API RRsets alone.
+    public func apply(to file: Zone, members includeMembers: Bool = true) throws(ZoneErrors) -> Zone {
         var builder = ZoneBuilder(origin: file.origin, defaultTTL: file.defaultTTL)
         let serial = Serial.later(file.serial, self.serial ?? file.serial)
         for set in file.allRRSets {
-            let key = RRSetKey(owner: set.name, type: set.type)
-            if rrsets[key] != nil { continue }
-            if (set.type == .a || set.type == .aaaa), members[set.name] != nil { continue }
+            if activeRRSet(RRSetKey(owner: set.name, type: set.type)) != nil { continue }
             if set.type == .soa, case .soa(var soa) = set.rdatas[0] {
                 soa.serial = serial
                 builder.add(ResourceRecord(name: set.name, type: .soa, ttl: set.ttl, rdata: .soa(soa)))
@@ -162,13 +212,15 @@ public struct ZoneOverlay: Sendable, Equatable {
             }
             for rr in set.records { builder.add(rr) }
         }
-        for key in rrsets.keys.sorted() {
+        for key in rrsets.keys.sorted() where !isParked(.rrset(key)) {
             for rr in rrsets[key]!.records { builder.add(rr) }
         }
-        // A fixed order (by lower-cased wire form) keeps transfers and listings repeatable.
-        let ordered = members.values.map { ($0.name.lowercasedWire, $0) }.sorted { $0.0.lexicographicallyPrecedes($1.0) }
-        for (_, member) in ordered {
-            for rr in member.records { builder.add(rr) }
+        if includeMembers {
+            // A fixed order (by lower-cased wire form) keeps transfers and listings repeatable.
+            let ordered = activeMembers.map { ($0.name.lowercasedWire, $0) }.sorted { $0.0.lexicographicallyPrecedes($1.0) }
+            for (_, member) in ordered {
+                for rr in member.records { builder.add(rr) }
+            }
         }
         return try builder.build()
     }

@@ -47,21 +47,23 @@ public enum AdminAPI {
         }
         v1.get("zones") { _, _ in
             let zones = await registry.zones()
-            return try json(ZonesBody(zones: zones.map { ZoneBody($0.zone, members: $0.members) }))
+            return try json(ZonesBody(zones: zones.map { ZoneBody($0.zone, members: $0.members, conflicts: $0.conflicts.map { ConflictBody($0.0, $0.1) }) }))
         }
         v1.get("zones/:zone/records") { _, context in
             let (zone, sets) = try await registry.records(zone: parameter(context, "zone"))
-            return try json(RecordsBody(zone: zone.origin.description, serial: zone.serial, rrsets: sets.map { RRSetBody($0.0, source: $0.1) }))
+            return try json(RecordsBody(
+                zone: zone.origin.description, serial: zone.serial,
+                rrsets: sets.map { RRSetBody($0.set, source: $0.source, conflict: $0.conflict?.message, listed: true) }))
         }
         v1.put("zones/:zone/records/:owner/:type") { request, context in
             let body = try await decode(RRSetRequest.self, request, context)
-            let (set, created) = try await registry.putRRSet(
+            let (set, created, serial) = try await registry.putRRSet(
                 zone: parameter(context, "zone"), owner: parameter(context, "owner"),
                 type: parameter(context, "type"), ttl: body.ttl, rdata: body.rdata)
-            return try json(RRSetBody(set, source: .api), status: created ? .created : .ok)
+            return try json(RRSetBody(set, source: .api, serial: serial), status: created ? .created : .ok)
         }
         v1.delete("zones/:zone/records/:owner/:type") { _, context in
-            try await registry.deleteRRSet(
+            _ = try await registry.deleteRRSet(
                 zone: parameter(context, "zone"), owner: parameter(context, "owner"),
                 type: parameter(context, "type"))
             return Response(status: .noContent)
@@ -70,21 +72,24 @@ public enum AdminAPI {
             let zone = try parameter(context, "zone")
             let members = try await registry.members(zone: zone)
             let serial = try await registry.zone(zone).serial
-            return try json(MembersBody(zone: members.first?.zone.description ?? normalizedZone(zone), serial: serial, members: members.map { MemberBody($0, serial: nil) }))
+            return try json(MembersBody(
+                zone: members.first?.0.zone.description ?? normalizedZone(zone), serial: serial,
+                members: members.map { MemberBody($0.0, serial: nil, conflict: $0.1?.message) }))
         }
         v1.get("zones/:zone/members/:name") { _, context in
             let zone = try parameter(context, "zone")
-            let member = try await registry.member(zone: zone, name: parameter(context, "name"))
-            return try json(MemberBody(member, serial: try await registry.zone(zone).serial))
+            let (member, conflict) = try await registry.member(zone: zone, name: parameter(context, "name"))
+            return try json(MemberBody(member, serial: try await registry.zone(zone).serial, conflict: conflict?.message))
         }
         v1.put("zones/:zone/members/:name") { request, context in
             let spec = try await decode(MemberSpec.self, request, context)
             let zone = try parameter(context, "zone")
-            let (member, created) = try await registry.putMember(zone: zone, name: parameter(context, "name"), spec: spec)
-            return try json(MemberBody(member, serial: try await registry.zone(zone).serial), status: created ? .created : .ok)
+            // The serial is the one this change made, read in the same step as the change.
+            let (member, created, serial) = try await registry.putMember(zone: zone, name: parameter(context, "name"), spec: spec)
+            return try json(MemberBody(member, serial: serial), status: created ? .created : .ok)
         }
         v1.delete("zones/:zone/members/:name") { _, context in
-            try await registry.deleteMember(zone: parameter(context, "zone"), name: parameter(context, "name"))
+            _ = try await registry.deleteMember(zone: parameter(context, "zone"), name: parameter(context, "name"))
             return Response(status: .noContent)
         }
         return router

@@ -64,6 +64,14 @@ public final class SrvdMetrics: Sendable {
         reloadFailures.increment()
     }
 
+    /// Stored items that conflict with their zone file and are not served.
+    public func conflicts(zone: DNSName, count: Int) {
+        registry.makeGauge(
+            name: "srvd_zone_conflicts", labels: [("zone", zone.description)],
+            help: "Stored members and RRsets not served because they conflict with the zone file."
+        ).set(Double(count))
+    }
+
     public func zoneServed(_ zone: Zone) {
         let labels = [("zone", zone.origin.description)]
         registry.makeGauge(name: "srvd_zone_serial", labels: labels, help: "SOA serial of each served zone.").set(Double(zone.serial))

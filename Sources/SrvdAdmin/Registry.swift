@@ -13,11 +13,25 @@ public struct APIError: Error, Equatable, Sendable {
     public var status: Int
     public var message: String
     public var field: String?
+    /// The zone rule the request broke, when it broke one.
+    public var rule: ZoneRule?
 
-    public init(_ status: Int, _ message: String, field: String? = nil) {
+    public init(_ status: Int, _ message: String, field: String? = nil, rule: ZoneRule? = nil) {
         self.status = status
         self.message = message
         self.field = field
+        self.rule = rule
+    }
+
+    /// A broken zone rule: 422 for data that cannot be in this zone at all, 409 for data
+    /// that clashes with what is there now. The status comes from the rule's kind.
+    init(_ error: ZoneError, field: String? = nil) {
+        let status = error.rule.map { $0.isUnprocessable ? 422 : 409 } ?? 400
+        self.init(status, error.message, field: field, rule: error.rule)
+    }
+
+    init(_ errors: ZoneErrors) {
+        self.init(errors.errors.first ?? ZoneError("the change breaks the zone's rules"))
     }
 
     static func badRequest(_ e: FieldError) -> APIError { APIError(400, e.message, field: e.field) }
@@ -72,10 +86,10 @@ public actor Registry {
 
     // MARK: Files
 
-    /// Takes newly loaded file zones, composes them with the overlay and swaps the snapshot.
-    /// A zone whose overlay no longer fits its file (say the file now has a CNAME where a
-    /// member's address is) keeps what it served before; at start-up it is served from the
-    /// file alone until fixed. Both are logged as errors.
+    /// Takes newly loaded file zones, composes each with what is stored and swaps the
+    /// snapshot. Where a stored item no longer fits its file (the file was edited while
+    /// srvd was down, or since), only that item is left out of the served zone, parked:
+    /// named in the log, in `GET /v1/zones` and in a metric, still listed and deletable.
     public func filesLoaded(_ zones: [Zone], generation: UInt64) {
         guard generation > fileGeneration else { return }
         fileGeneration = generation
@@ -84,22 +98,16 @@ public actor Registry {
         var next: [DNSName: Zone] = [:]
         for (origin, file) in files {
             noteFileVersion(file)
-            guard let overlay = overlays[origin] else {
-                next[origin] = file
-                continue
+            var overlay = overlays[origin] ?? ZoneOverlay()
+            let before = overlay.parked
+            next[origin] = overlay.compose(with: file)
+            overlays[origin] = overlay
+            for (item, error) in overlay.parked.sorted(by: { $0.key.description < $1.key.description }) where before[item] != error {
+                logger.error(
+                    "stored data conflicts with the zone file and is not served; fix the file or delete it through the API",
+                    metadata: ["zone": "\(origin)", "item": "\(item)", "rule": "\(error.rule?.rawValue ?? "-")", "error": "\(error.message)"])
             }
-            do {
-                next[origin] = try overlay.apply(to: file)
-            } catch {
-                metrics.reloadFailed()
-                if let previous = served[origin] {
-                    logger.error("zone file conflicts with registered records; keeping the zone served before", metadata: ["zone": "\(origin)", "error": "\(error)"])
-                    next[origin] = previous
-                } else {
-                    logger.error("zone file conflicts with registered records; serving the file alone", metadata: ["zone": "\(origin)", "error": "\(error)"])
-                    next[origin] = file
-                }
-            }
+            metrics.conflicts(zone: origin, count: overlay.parked.count)
         }
         for origin in overlays.keys where files[origin] == nil {
             logger.warning("registered records for a zone that has no zone file; not served", metadata: ["zone": "\(origin)"])
@@ -151,11 +159,16 @@ public actor Registry {
     public struct ZoneSummary: Sendable {
         public var zone: Zone
         public var members: Int
+        /// Stored items not served, and why.
+        public var conflicts: [(OverlayItem, ZoneError)]
     }
 
     public func zones() -> [ZoneSummary] {
         served.values.sorted { $0.origin.description < $1.origin.description }.map {
-            ZoneSummary(zone: $0, members: overlays[$0.origin]?.members.count ?? 0)
+            let overlay = overlays[$0.origin] ?? ZoneOverlay()
+            return ZoneSummary(
+                zone: $0, members: overlay.members.count,
+                conflicts: overlay.parked.sorted { $0.key.description < $1.key.description }.map { ($0.key, $0.value) })
         }
     }
 
@@ -163,81 +176,105 @@ public actor Registry {
         try served[zoneName(text)]!
     }
 
-    /// Every served RRset with where it comes from: the SOA first, then by owner and type,
-    /// so a listing does not depend on the order changes happened in.
-    public func records(zone text: String) throws(APIError) -> (Zone, [(RRSet, RRSetSource)]) {
+    /// One listed RRset: where it comes from, and, for a stored one that is not served,
+    /// the rule that keeps it out.
+    public struct ListedRRSet: Sendable {
+        public var set: RRSet
+        public var source: RRSetSource
+        public var conflict: ZoneError?
+    }
+
+    /// Every served RRset with where it comes from, the SOA first, then by owner and type
+    /// (so a listing does not depend on the order changes happened in); then the stored
+    /// RRsets that are not served, so that everything stored can be seen and removed.
+    public func records(zone text: String) throws(APIError) -> (Zone, [ListedRRSet]) {
         let origin = try zoneName(text)
         let zone = served[origin]!
         let overlay = overlays[origin] ?? ZoneOverlay()
-        let owned = overlay.memberOwnedRRSets
-        var out: [(RRSet, RRSetSource)] = []
+        var out: [ListedRRSet] = []
         let sets = zone.allRRSets
         let ordered = [sets[0]] + sets.dropFirst().map { (RRSetKey(owner: $0.name, type: $0.type), $0) }.sorted { $0.0 < $1.0 }.map(\.1)
         for set in ordered {
             let key = RRSetKey(owner: set.name, type: set.type)
-            let source: RRSetSource = owned[key] != nil ? .member : (overlay.rrsets[key] != nil ? .api : .file)
-            out.append((set, source))
+            let source: RRSetSource
+            if !overlay.publishers(of: key, limit: 1).isEmpty {
+                source = .member
+            } else if overlay.rrsets[key] != nil, !overlay.isParked(.rrset(key)) {
+                source = .api
+            } else {
+                source = .file
+            }
+            out.append(ListedRRSet(set: set, source: source, conflict: nil))
+        }
+        for (item, error) in overlay.parked.sorted(by: { $0.key.description < $1.key.description }) {
+            guard case .rrset(let key) = item, let set = overlay.rrsets[key], !set.rdatas.isEmpty else { continue }
+            out.append(ListedRRSet(set: set, source: .api, conflict: error))
         }
         return (zone, out)
     }
 
-    public func members(zone text: String) throws(APIError) -> [Member] {
+    /// Every stored member, served or not, with the rule that keeps a parked one out.
+    public func members(zone text: String) throws(APIError) -> [(Member, ZoneError?)] {
         let origin = try zoneName(text)
-        return (overlays[origin]?.members.values.map { $0 } ?? []).sorted { $0.name.description < $1.name.description }
+        let overlay = overlays[origin] ?? ZoneOverlay()
+        return overlay.members.values.sorted { $0.name.description < $1.name.description }.map { ($0, overlay.parked[.member($0.name)]) }
     }
 
-    public func member(zone text: String, name: String) throws(APIError) -> Member {
+    public func member(zone text: String, name: String) throws(APIError) -> (Member, ZoneError?) {
         let origin = try zoneName(text)
         let memberName: DNSName
         do { memberName = try Member.memberName(name, zone: origin) } catch { throw .badRequest(error) }
-        guard let m = overlays[origin]?.members[memberName] else {
+        guard let overlay = overlays[origin], let m = overlay.members[memberName] else {
             throw APIError(404, "no member \(memberName) in zone \(origin)")
         }
-        return m
+        return (m, overlay.parked[.member(memberName)])
     }
 
     // MARK: Changes
 
-    /// Registers or replaces a member. Returns it and whether it is new.
-    public func putMember(zone text: String, name: String, spec: MemberSpec) throws(APIError) -> (Member, created: Bool) {
+    /// Registers or replaces a member. Returns it, whether it is new, and the serial of the
+    /// change.
+    public func putMember(zone text: String, name: String, spec: MemberSpec) throws(APIError) -> (Member, created: Bool, serial: UInt32) {
         let origin = try zoneName(text)
         let file = fileZones[origin]!
         let member: Member
         do { member = try Member(zone: origin, name: name, spec: spec, defaultTTL: file.defaultTTL) } catch { throw .badRequest(error) }
         var overlay = overlays[origin] ?? ZoneOverlay()
         let previous = overlay.members[member.name]
-        if previous == member { return (member, false) }
-        // Data at or below a zone cut is never served (RFC 1034 §4.2.1).
-        for rr in member.records where file.isAtOrBelowCut(rr.name) {
-            throw APIError(409, "\(rr.name) is at or below a delegation in \(origin); its records would never be served", field: "name")
-        }
+        if previous == member, !overlay.isParked(.member(member.name)) { return (member, false, served[origin]!.serial) }
         // Records set through the records API at the member's own RRsets would be hidden
         // by the member; refuse rather than leave two truths.
         for rr in member.records where rr.type != .srv {
             if let set = overlay.rrsets[RRSetKey(owner: rr.name, type: rr.type)], !set.rdatas.isEmpty {
-                throw APIError(409, "\(rr.name) \(rr.type) was set through the records API; delete it there first", field: "name")
+                throw APIError(409, "\(rr.name) \(rr.type) was set through the records API; delete it there first", field: "name", rule: .memberOwned)
             }
+        }
+        if let e = OverlayRules.check(member: member, in: served[origin]!, file: file, overlay: overlay) {
+            throw APIError(e, field: "name")
         }
         overlay.setMember(member)
         let owners = [member.name] + [member.serverOwner, member.clientOwner] + (previous.map { [$0.serverOwner, $0.clientOwner] } ?? [])
-        try apply(origin, overlay, owners: owners, operation: .putMember(member))
+        let serial = try commit(origin, overlay, owners: owners, operation: .putMember(member))
         metrics.registration(previous == nil ? "created" : "replaced")
-        return (member, previous == nil)
+        return (member, previous == nil, serial)
     }
 
-    public func deleteMember(zone text: String, name: String) throws(APIError) {
+    /// Removes a member, served or parked. Returns the serial after the change.
+    public func deleteMember(zone text: String, name: String) throws(APIError) -> UInt32 {
         let origin = try zoneName(text)
-        let member = try self.member(zone: text, name: name)
+        let (member, _) = try self.member(zone: text, name: name)
         var overlay = overlays[origin]!
         overlay.removeMember(member.name)
-        try apply(origin, overlay, owners: [member.name, member.serverOwner, member.clientOwner], operation: .deleteMember(member.name))
+        let serial = try commit(origin, overlay, owners: [member.name, member.serverOwner, member.clientOwner], operation: .deleteMember(member.name))
         metrics.registration("deleted")
+        return serial
     }
 
     /// Replaces one RRset with records given in presentation format.
-    public func putRRSet(zone text: String, owner ownerText: String, type typeText: String, ttl: Int?, rdata: [String]?) throws(APIError) -> (RRSet, created: Bool) {
+    public func putRRSet(zone text: String, owner ownerText: String, type typeText: String, ttl: Int?, rdata: [String]?) throws(APIError) -> (RRSet, created: Bool, serial: UInt32) {
         let origin = try zoneName(text)
         let file = fileZones[origin]!
+        let zone = served[origin]!
         let (owner, type) = try rrsetKey(origin: origin, owner: ownerText, type: typeText)
         guard let rdata, !rdata.isEmpty else {
             throw APIError(400, "rdata must list at least one record in presentation format (DELETE removes an RRset)", field: "rdata")
@@ -248,6 +285,7 @@ public actor Registry {
             ttlValue = UInt32(ttl)
         }
         var rdatas: [RData] = []
+        var seen = Set<RData>()
         for (i, text) in rdata.enumerated() {
             // One record per string: no line breaks, so nothing else can be smuggled in.
             guard !text.contains(where: { $0 == "\n" || $0 == "\r" }), !text.trimmingWhitespace.isEmpty else {
@@ -262,43 +300,59 @@ public actor Registry {
             guard parsed.count == 1, parsed[0].0.type == type, parsed[0].0.name == owner else {
                 throw APIError(400, "\"\(text)\" is not one \(type) record", field: "rdata[\(i)]")
             }
-            if !rdatas.contains(parsed[0].0.rdata) { rdatas.append(parsed[0].0.rdata) }
+            if seen.insert(parsed[0].0.rdata).inserted { rdatas.append(parsed[0].0.rdata) }
         }
         let key = RRSetKey(owner: owner, type: type)
-        try refuseMemberOwned(origin, key)
-        let set = RRSet(name: owner, type: type, ttl: ttlValue, rdatas: rdatas)
-        let existed = served[origin]!.nodes[owner]?.rrset(type) != nil
         var overlay = overlays[origin] ?? ZoneOverlay()
-        if overlay.rrsets[key] == set { return (set, false) }
-        overlay.rrsets[key] = set
-        try apply(origin, overlay, owners: [owner], operation: .putRRSet(set))
-        return (set, !existed)
+        try refuseMemberOwned(overlay, key)
+        let hidden = OverlayRules.membersHidden(byRRSetAt: owner, type: type, overlay: overlay, origin: origin)
+        if !hidden.isEmpty {
+            throw APIError(
+                409, "\(type) at \(owner) would make the member(s) \(OverlayRules.describe(hidden.map(\.name))) unresolvable; deregister them first",
+                field: "owner", rule: .memberHidden)
+        }
+        if let (cut, cutType) = zone.occluder(of: owner, type: type) {
+            let what = cutType == .ns ? "delegation" : "DNAME"
+            throw APIError(409, "\(owner) is at or below the \(what) at \(cut); its \(type) records would never be served", field: "owner", rule: .occluded)
+        }
+        let set = RRSet(name: owner, type: type, ttl: ttlValue, rdatas: rdatas)
+        let existed = zone.nodes[owner]?.rrset(type) != nil
+        if overlay.rrsets[key] == set, !overlay.isParked(.rrset(key)) { return (set, false, zone.serial) }
+        overlay.setRRSet(key, set)
+        let serial = try commit(origin, overlay, owners: [owner], operation: .putRRSet(set))
+        return (set, !existed, serial)
     }
 
-    public func deleteRRSet(zone text: String, owner ownerText: String, type typeText: String) throws(APIError) {
+    /// Removes one RRset: a served one, or a stored one that is parked.
+    public func deleteRRSet(zone text: String, owner ownerText: String, type typeText: String) throws(APIError) -> UInt32 {
         let origin = try zoneName(text)
         let (owner, type) = try rrsetKey(origin: origin, owner: ownerText, type: typeText)
         let key = RRSetKey(owner: owner, type: type)
-        guard served[origin]!.nodes[owner]?.rrset(type) != nil else {
+        var overlay = overlays[origin] ?? ZoneOverlay()
+        let parked = overlay.isParked(.rrset(key)) && !(overlay.rrsets[key]?.rdatas.isEmpty ?? true)
+        guard parked || served[origin]!.nodes[owner]?.rrset(type) != nil else {
             throw APIError(404, "zone \(origin) has no \(type) records at \(owner)")
         }
-        try refuseMemberOwned(origin, key)
-        var overlay = overlays[origin] ?? ZoneOverlay()
+        try refuseMemberOwned(overlay, key)
         let operation: StoreChange.Operation
-        if fileZones[origin]!.nodes[owner]?.rrset(type) != nil {
+        if !parked, fileZones[origin]!.nodes[owner]?.rrset(type) != nil {
             // The file's RRset stays in the file; an empty set hides it.
             let tombstone = RRSet(name: owner, type: type, ttl: 0, rdatas: [])
-            overlay.rrsets[key] = tombstone
+            overlay.setRRSet(key, tombstone)
             operation = .putRRSet(tombstone)
         } else {
-            overlay.rrsets[key] = nil
+            overlay.setRRSet(key, nil)
             operation = .forgetRRSet(key)
         }
-        try apply(origin, overlay, owners: [owner], operation: operation)
+        return try commit(origin, overlay, owners: [owner], operation: operation)
     }
 
-    /// Builds the zone with `overlay` and a new serial, writes the change, swaps the snapshot.
-    private func apply(_ origin: DNSName, _ overlay: ZoneOverlay, owners: [DNSName], operation: StoreChange.Operation) throws(APIError) {
+    /// The one way a change gets in, for every writer: the zone rules at the owners it
+    /// touches (by patching the served zone), then the durable commit of the change and
+    /// its history, then the snapshot swap; only then does the caller answer, with the
+    /// serial returned here. A change that alters nothing served (a parked item deleted)
+    /// is stored without a new serial.
+    private func commit(_ origin: DNSName, _ overlay: ZoneOverlay, owners: [DNSName], operation: StoreChange.Operation) throws(APIError) -> UInt32 {
         let old = served[origin]!
         var next = overlay
         next.serial = Serial.next(old.serial)
@@ -311,34 +365,41 @@ public actor Registry {
             for owner in owners { replacements[owner] = next.served(at: owner, file: file) }
             zone = try old.patched(replacements, serial: next.serial!)
         } catch {
-            throw Self.conflict(error)
+            throw APIError(error)
         }
         let diff = zoneDifference(from: old, to: zone, owners: owners)
-        let change = StoreChange(zone: origin, fromSerial: old.serial, toSerial: zone.serial, operation: operation, removed: diff.removed, added: diff.added)
+        let changesServed = !diff.added.isEmpty || !diff.removed.isEmpty
+        if !changesServed { next.serial = overlay.serial }
+        let toSerial = changesServed ? zone.serial : old.serial
+        let change = StoreChange(zone: origin, fromSerial: old.serial, toSerial: toSerial, operation: operation, removed: diff.removed, added: diff.added)
         do {
             try store.commitSync(change)
         } catch {
             logger.error("cannot write the store; change refused", metadata: ["error": "\(error)"])
-            throw APIError(500, "the change could not be saved: \(error)")
+            throw APIError(Self.storeFailureStatus(error), "the change could not be saved, nothing changed: \(error)")
         }
         overlays[origin] = next
+        guard changesServed else { return old.serial }
         served[origin] = zone
         publish()
         logger.info("zone changed", metadata: ["zone": "\(origin)", "serial": "\(zone.serial)", "added": "\(diff.added.count)", "removed": "\(diff.removed.count)"])
+        return zone.serial
     }
 
-    /// Zone rules broken by a change: 422 for data that cannot be in this zone at all,
-    /// 409 for data that clashes with what is there (a CNAME beside other data).
-    static func conflict(_ error: ZoneErrors) -> APIError {
-        let message = error.errors.first?.message ?? "\(error)"
-        let unprocessable = error.errors.contains { $0.message.hasPrefix("out-of-zone") || $0.message.contains("not supported") || $0.message.contains("meta type") }
-        return APIError(unprocessable ? 422 : 409, message)
+    /// 507 when the disk is full (RFC 4918 §11.5), 503 when the store is busy, else 500.
+    static func storeFailureStatus(_ error: any Error) -> Int {
+        switch RegistrationStore.failure(of: error) {
+        case .full: return 507
+        case .busy: return 503
+        case .other: return 500
+        }
     }
 
-    private func refuseMemberOwned(_ origin: DNSName, _ key: RRSetKey) throws(APIError) {
-        if let members = overlays[origin]?.memberOwnedRRSets[key] {
-            let names = members.map { "\($0)" }.sorted().joined(separator: ", ")
-            throw APIError(409, "\(key) is published by the member(s) \(names); change it through the members API")
+    private func refuseMemberOwned(_ overlay: ZoneOverlay, _ key: RRSetKey) throws(APIError) {
+        let names = overlay.publishers(of: key, limit: 4)
+        if !names.isEmpty {
+            let list = OverlayRules.describe(Array(names.prefix(3)), total: names.count > 3 ? overlay.publishers(of: key).count : names.count)
+            throw APIError(409, "\(key) is published by the member(s) \(list); change it through the members API", rule: .memberOwned)
         }
     }
 
@@ -347,15 +408,14 @@ public actor Registry {
         do { owner = try DNSName(ownerText, origin: origin) } catch {
             throw APIError(400, "\(ownerText) is not a valid DNS name: \(error)", field: "owner")
         }
-        guard owner.isSubdomain(of: origin) else {
-            throw APIError(422, "\(owner) is not in zone \(origin)", field: "owner")
-        }
         guard let type = RRType(mnemonic: typeText) else {
             throw APIError(400, "\(typeText) is not a record type", field: "type")
         }
-        guard !type.isMetaType else { throw APIError(400, "\(type) cannot be stored in a zone", field: "type") }
+        if let e = ZoneRules.check(owner: owner, type: type, origin: origin) {
+            throw APIError(e, field: e.rule == .inZone ? "owner" : "type")
+        }
         guard type != .soa else {
-            throw APIError(422, "the SOA record is not editable; srvd manages its serial", field: "type")
+            throw APIError(422, "the SOA record is not editable; srvd manages its serial", field: "type", rule: .soaAtApex)
         }
         return (owner, type)
     }

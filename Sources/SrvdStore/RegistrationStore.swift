@@ -79,13 +79,13 @@ public final class RegistrationStore: Sendable {
         let path = directory + "/" + Self.fileName
         self.path = path
         var config = Configuration()
-        config.prepareDatabase { db in
-            // Durable before the API answers: FULL syncs the WAL on every commit.
-            try db.execute(sql: "PRAGMA synchronous = FULL")
-        }
         config.busyMode = .timeout(5)
         do {
             pool = try DatabasePool(path: path, configuration: config)
+            // Durable before the API answers: FULL syncs the WAL on every commit. Set here,
+            // on the writer connection once the pool is open: GRDB's WAL set-up runs after
+            // `prepareDatabase` and sets NORMAL, which syncs only at checkpoints.
+            try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
         } catch {
             throw Self.classify(error, path: path, opening: true)
         }
@@ -174,6 +174,29 @@ public final class RegistrationStore: Sendable {
         return m
     }
 
+    /// The writer connection's `PRAGMA synchronous` (2 is FULL), read back from the
+    /// connection that commits changes.
+    public func synchronousMode() throws -> Int {
+        try pool.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 }
+    }
+
+    /// What kind of failure a write met, for the status the API answers with.
+    public enum Failure: Sendable {
+        case full, busy, other
+    }
+
+    public static func failure(of error: any Error) -> Failure {
+        guard let db = error as? DatabaseError else { return .other }
+        switch db.resultCode {
+        case .SQLITE_FULL: return .full
+        case .SQLITE_BUSY, .SQLITE_LOCKED: return .busy
+        default:
+            // SQLite reports a failed write of the WAL as an I/O error whose extended
+            // code tells that the disk was full.
+            return db.extendedResultCode == .SQLITE_IOERR_WRITE || db.message?.contains("disk is full") == true ? .full : .other
+        }
+    }
+
     // MARK: Reading
 
     /// Every zone's overlay. Member specs are validated again as they are read; a row that
@@ -190,7 +213,7 @@ public final class RegistrationStore: Sendable {
                     let zone = try Self.name(row["zone"])
                     let specText: String = row["spec"]
                     let spec = try JSONDecoder().decode(MemberSpec.self, from: Data(specText.utf8))
-                    let member = try Member(zone: zone, name: row["name"], spec: spec, defaultTTL: 0)
+                    let member = try Member(zone: zone, name: row["name"], spec: spec, defaultTTL: 0, requireHostName: false)
                     out[zone, default: ZoneOverlay()].setMember(member)
                 }
                 for row in try Row.fetchAll(db, sql: "SELECT zone, owner, type, ttl, rdata FROM rrsets") {
@@ -297,6 +320,9 @@ public final class RegistrationStore: Sendable {
             try db.execute(
                 sql: "INSERT INTO zone_state (zone, serial) VALUES (?, ?) ON CONFLICT(zone) DO UPDATE SET serial = excluded.serial",
                 arguments: [zone, Int64(change.toSerial)])
+            // A change that altered nothing served (a parked item removed) keeps the serial
+            // and is no step of the history.
+            guard change.fromSerial != change.toSerial else { return }
             try db.execute(
                 sql: "INSERT INTO history (zone, from_serial, to_serial, removed, added) VALUES (?, ?, ?, ?, ?)",
                 arguments: [zone, Int64(change.fromSerial), Int64(change.toSerial), removed, added])

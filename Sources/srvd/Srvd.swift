@@ -147,6 +147,15 @@ struct Serve: AsyncParsableCommand {
             throw CleanExit.message("srvd: cannot create data folder \(dataDir): \(String(cString: strerror(errno)))")
         }
 
+        // Before anything in the folder is written: a second srvd stops here.
+        let lock: DataDirLock
+        do {
+            lock = try DataDirLock(directory: dataDir)
+        } catch {
+            logger.critical("\(error)")
+            throw ExitCode(75)  // EX_TEMPFAIL
+        }
+        defer { withExtendedLifetime(lock) {} }
         let store: RegistrationStore
         do {
             store = try RegistrationStore(directory: dataDir)

@@ -40,15 +40,18 @@ func targets(_ zone: Zone, _ owner: String) -> [String] {
         #expect(z.nodes[n("infra3.lab.example.")]?.rrset(.a)?.rdatas == [.a(IPv4Address("127.0.0.13")!)])
     }
 
-    @Test func aMemberReplacesTheFilesAddressesAtItsName() throws {
+    @Test func aMemberAtANameWithFileDataIsParkedNotMerged() throws {
+        // Regression: a member named like the file's infra0 used to replace the file's
+        // addresses (the nameserver's own glue, for ns1).
         var o = ZoneOverlay()
-        let m = member("infra0", ["fd00::10"])
-        o.setMember(m)
-        let z = try o.apply(to: fileZone())
-        #expect(z.nodes[n("infra0.lab.example.")]?.rrset(.a) == nil)
-        #expect(z.nodes[n("infra0.lab.example.")]?.rrset(.aaaa) != nil)
-        // Its SRV record already existed in the file: one record, not two.
-        #expect(targets(z, "_etcd-server._tcp.lab.example.") == ["infra0.lab.example."])
+        o.setMember(member("infra0", ["fd00::10"]))
+        o.setMember(member("infra3", ["127.0.0.13"]))
+        let z = o.compose(with: fileZone())
+        #expect(z.nodes[n("infra0.lab.example.")]?.rrset(.a)?.rdatas == [.a(IPv4Address("127.0.0.10")!)])
+        #expect(z.nodes[n("infra0.lab.example.")]?.rrset(.aaaa) == nil)
+        #expect(o.parked[.member(n("infra0.lab.example."))]?.rule == .memberName)
+        #expect(!o.isParked(.member(n("infra3.lab.example."))))
+        #expect(targets(z, "_etcd-server._tcp.lab.example.") == ["infra0.lab.example.", "infra3.lab.example."])
     }
 
     @Test func serialIsTheLaterOfFileAndOverlay() throws {
@@ -93,10 +96,41 @@ func targets(_ zone: Zone, _ owner: String) -> [String] {
         let b = member("infra4", ["127.0.0.14"])
         o.setMember(a)
         o.setMember(b)
-        let owned = o.memberOwnedRRSets
-        #expect(Set(owned[RRSetKey(owner: a.serverOwner, type: .srv)] ?? []) == [a.name, b.name])
-        #expect(owned[RRSetKey(owner: a.name, type: .a)] == [a.name])
-        #expect(owned[RRSetKey(owner: a.name, type: .aaaa)] == nil)
+        #expect(Set(o.publishers(of: RRSetKey(owner: a.serverOwner, type: .srv))) == [a.name, b.name])
+        #expect(o.publishers(of: RRSetKey(owner: a.name, type: .a)) == [a.name])
+        #expect(o.publishers(of: RRSetKey(owner: a.name, type: .aaaa)).isEmpty)
+        #expect(o.publishers(of: RRSetKey(owner: a.serverOwner, type: .srv), limit: 1).count == 1)
+    }
+
+    @Test func composeParksOnlyWhatConflicts() {
+        // The file gained a CNAME where a member is, a delegation above another member's
+        // name, and a TXT where an API CNAME was: those three are parked, the rest served.
+        var o = ZoneOverlay()
+        o.setMember(member("m1", ["127.0.0.21"]))
+        o.setMember(member("x.sub", ["127.0.0.22"]))
+        o.setMember(member("ok", ["127.0.0.23"]))
+        o.setRRSet(RRSetKey(owner: n("api.lab.example."), type: .cname), RRSet(name: n("api.lab.example."), type: .cname, ttl: 60, rdatas: [.cname(n("ok.lab.example."))]))
+        o.setRRSet(RRSetKey(owner: n("keep.lab.example."), type: .txt), RRSet(name: n("keep.lab.example."), type: .txt, ttl: 60, rdatas: [.txt([Array("k".utf8)])]))
+        let z = o.compose(with: fileZone("m1 CNAME ns1\nsub NS ns.elsewhere.test.\napi TXT \"file\"\n"))
+        #expect(Set(o.parked.keys) == [.member(n("m1.lab.example.")), .member(n("x.sub.lab.example.")), .rrset(RRSetKey(owner: n("api.lab.example."), type: .cname))])
+        #expect(o.parked[.member(n("x.sub.lab.example."))]?.rule == .occluded)
+        #expect(z.nodes[n("ok.lab.example.")]?.rrset(.a) != nil)
+        #expect(z.nodes[n("keep.lab.example.")]?.rrset(.txt) != nil)
+        #expect(z.nodes[n("m1.lab.example.")]?.rrset(.cname) != nil)
+        #expect(targets(z, "_etcd-server._tcp.lab.example.") == ["infra0.lab.example.", "ok.lab.example."])
+        // The file fixed: everything is served again.
+        let fixed = o.compose(with: fileZone())
+        #expect(o.parked.isEmpty)
+        #expect(fixed.nodes[n("m1.lab.example.")]?.rrset(.a) != nil)
+    }
+
+    @Test func memberNamesAreHostNames() {
+        for bad in ["*", "_x", "a_b", "-a", "a-", "a.*"] {
+            #expect(throws: FieldError.self, "\(bad)") { try Member(zone: lab, name: bad, spec: MemberSpec(addresses: ["127.0.0.1"]), defaultTTL: 300) }
+        }
+        for good in ["a", "infra-0", "0a", "a.b", "A1"] {
+            #expect(throws: Never.self, "\(good)") { try Member(zone: lab, name: good, spec: MemberSpec(addresses: ["127.0.0.1"]), defaultTTL: 300) }
+        }
     }
 }
 
@@ -142,7 +176,7 @@ func targets(_ zone: Zone, _ owner: String) -> [String] {
                     let owner = n(names.randomElement(using: &rng)! + ".lab.example.")
                     let type: RRType = [.txt, .a, .cname].randomElement(using: &rng)!
                     let rdata: RData = type == .txt ? .txt([Array("v\(step)".utf8)]) : type == .a ? .a(IPv4Address(10, 0, 0, UInt8(step))) : .cname(n("infra0.lab.example."))
-                    next.rrsets[RRSetKey(owner: owner, type: type)] = RRSet(name: owner, type: type, ttl: 60, rdatas: [rdata])
+                    next.setRRSet(RRSetKey(owner: owner, type: type), RRSet(name: owner, type: type, ttl: 60, rdatas: [rdata]))
                     owners = [owner]
                 default:
                     guard let key = next.rrsets.keys.randomElement(using: &rng) else { continue }

@@ -182,7 +182,7 @@ func serial(_ client: any TestClientProtocol) async throws -> Int {
         ("/v1/zones/lab.example/members/" + String(repeating: "x", count: 64), #"{"addresses":["127.0.0.1"]}"#, "application/json", 400, "name"),
         ("/v1/zones/lab.example/members/x", #"{"addresses":["127.0.0.1"]}"#, "text/plain", 415, nil),
         ("/v1/zones/nothere.test/members/x", #"{"addresses":["127.0.0.1"]}"#, "application/json", 404, nil),
-        ("/v1/zones/lab.example/members/alias", #"{"addresses":["127.0.0.1"]}"#, "application/json", 409, nil),
+        ("/v1/zones/lab.example/members/alias", #"{"addresses":["127.0.0.1"]}"#, "application/json", 409, "name"),
         ("/v1/zones/lab.example/members/a.child", #"{"addresses":["127.0.0.1"]}"#, "application/json", 409, "name"),
         ("/v1/zones/lab.example/records/@/SOA", #"{"rdata":["a. b. 1 2 3 4 5"]}"#, "application/json", 422, "type"),
         ("/v1/zones/lab.example/records/www.other.test./A", #"{"rdata":["127.0.0.1"]}"#, "application/json", 422, "owner"),

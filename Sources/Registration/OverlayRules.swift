@@ -1,0 +1,156 @@
+import DNSWire
+import DNSZone
+
+/// The rules about registered members, on top of `ZoneRules`: a member keeps what it was
+/// promised (its records are served and resolvable) whatever else is written, and it never
+/// takes over data it does not own. Each is written once here and applied to API writes,
+/// to every other writer, and when stored data meets a zone file at start or reload.
+public enum OverlayRules {
+    /// A member's name below the zone is a host name: letters, digits and hyphens, no
+    /// hyphen first or last, in each label (RFC 952, RFC 1123 §2.1). etcd dials it and puts
+    /// it in peer URLs, so `*`, `_tcp` and the like can only be mistakes.
+    public static func hostNameProblem(_ name: DNSName, zone: DNSName) -> String? {
+        let own = name.labels.prefix(name.labelCount - zone.labelCount)
+        for label in own {
+            let ldh = label.allSatisfy { c in
+                (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c == 45
+            }
+            if !ldh || label.first == 45 || label.last == 45 {
+                let text = String(decoding: label, as: UTF8.self)
+                return "\(name) is not a host name: the label \"\(text)\" may hold only letters, digits and inner hyphens (RFC 1123 §2.1)"
+            }
+        }
+        return nil
+    }
+
+    /// Why `member` cannot be served in `zone` (the zone as served without it: the file, the
+    /// API RRsets, the other members), or nil. `overlay` tells which file RRsets the API
+    /// replaced or hid.
+    public static func check(member m: Member, in zone: Zone, file: Zone, overlay: ZoneOverlay) -> ZoneError? {
+        if let problem = hostNameProblem(m.name, zone: m.zone) {
+            return ZoneError(.memberName, problem, owners: [m.name])
+        }
+        let fileData = (file.nodes[m.name]?.rrsets ?? []).filter {
+            $0.type != .soa && overlay.activeRRSet(RRSetKey(owner: m.name, type: $0.type)) == nil
+        }
+        if !fileData.isEmpty {
+            let types = fileData.map { $0.type.description }.joined(separator: ", ")
+            return ZoneError(
+                .memberName, "\(m.name) holds records from the zone file (\(types)); a member cannot take that name",
+                owners: [m.name])
+        }
+        for rr in m.records {
+            if let (owner, type) = zone.occluder(of: rr.name, type: rr.type, asGlue: false) {
+                let what = type == .ns ? "delegation" : "DNAME"
+                return ZoneError(
+                    .occluded, "\(rr.name) is at or below the \(what) at \(owner); its records would never be served",
+                    owners: [rr.name, owner])
+            }
+            if let node = zone.nodes[rr.name], node.rrset(.cname) != nil {
+                return ZoneError(.cnameAlone, "CNAME at \(rr.name) cannot coexist with the member's \(rr.type) record", owners: [rr.name])
+            }
+        }
+        return nil
+    }
+
+    /// The served members an RRset of `type` at `owner` would make unresolvable: a zone
+    /// cut (NS below the apex) or a DNAME at or above one of their names, or a CNAME at
+    /// one of them. Empty for every other write.
+    public static func membersHidden(byRRSetAt owner: DNSName, type: RRType, overlay: ZoneOverlay, origin: DNSName) -> [Member] {
+        switch type {
+        case .ns where owner != origin, .dname:
+            return overlay.members(atOrBelow: owner)
+        case .cname:
+            return overlay.members(atOrBelow: owner).filter { m in [m.name, m.serverOwner, m.clientOwner].contains(owner) }
+        default:
+            return []
+        }
+    }
+
+    /// A list of member names for a message: the first few, and how many more.
+    public static func describe(_ names: [DNSName], total: Int? = nil) -> String {
+        let shown = names.prefix(3).map(\.description).joined(separator: ", ")
+        let rest = (total ?? names.count) - min(names.count, 3)
+        return rest > 0 ? "\(shown) and \(rest) more" : shown
+    }
+}
+
+extension ZoneOverlay {
+    /// Serves this overlay over `file`: everything the rules allow, with each stored item
+    /// they refuse parked (kept, not served) with its reason. This is how stored data meets
+    /// a zone file edited while srvd was down, or reloaded while it runs: the file wins at
+    /// the names where they clash, and nothing else is lost.
+    ///
+    /// API RRsets are checked against the file first, then members against the file and
+    /// the API RRsets, then everything together. Each round is one full build; a clash
+    /// parks the stored items at the names the error names and builds again.
+    public mutating func compose(with file: Zone) -> Zone {
+        parked = [:]
+        // Round 1: API RRsets next to the file.
+        var base = file
+        for _ in 0...rrsets.count {
+            do {
+                base = try apply(to: file, members: false)
+            } catch {
+                if parkRRSets(at: error) { continue }
+                base = file
+                break
+            }
+            // Data the API added that a cut or a DNAME hides was accepted when nothing hid it.
+            var hidden = false
+            for (key, set) in rrsets where !set.rdatas.isEmpty && !isParked(.rrset(key)) {
+                if let (owner, type) = base.occluder(of: key.owner, type: key.type) {
+                    let what = type == .ns ? "delegation" : "DNAME"
+                    park(.rrset(key), because: ZoneError(.occluded, "\(key.owner) is at or below the \(what) at \(owner); its records would never be served", owners: [key.owner, owner]))
+                    hidden = true
+                }
+            }
+            if !hidden { break }
+        }
+        // Round 2: each member next to the file and the API RRsets.
+        for m in members.values where !isParked(.member(m.name)) {
+            if let e = OverlayRules.check(member: m, in: base, file: file, overlay: self) { park(.member(m.name), because: e) }
+        }
+        // Round 3: everything together.
+        for _ in 0...members.count {
+            do {
+                return try apply(to: file)
+            } catch {
+                if parkMembers(at: error) { continue }
+                break
+            }
+        }
+        // Nothing stored could be blamed: serve what the file and the API RRsets make.
+        for m in members.values where !isParked(.member(m.name)) {
+            park(.member(m.name), because: ZoneError(.memberHidden, "the zone's other data leaves no room for \(m.name)", owners: [m.name]))
+        }
+        return (try? apply(to: file)) ?? file
+    }
+
+    /// Parks the served API RRsets at the names `errors` blame; false if there are none.
+    private mutating func parkRRSets(at errors: ZoneErrors) -> Bool {
+        var any = false
+        for e in errors.errors {
+            let owners = Set(e.owners)
+            for key in rrsets.keys where owners.contains(key.owner) && !isParked(.rrset(key)) {
+                park(.rrset(key), because: e)
+                any = true
+            }
+        }
+        return any
+    }
+
+    /// Parks the served members with records at the names `errors` blame; false if none.
+    private mutating func parkMembers(at errors: ZoneErrors) -> Bool {
+        var any = false
+        for e in errors.errors {
+            for owner in e.owners {
+                for (_, name) in contributors(at: owner) where !isParked(.member(name)) {
+                    park(.member(name), because: e)
+                    any = true
+                }
+            }
+        }
+        return any
+    }
+}
