@@ -147,12 +147,20 @@ extension Zone {
                 guard case .dname(let target) = dname.rdatas[0] else { return negative(.noData, answer: answer, authority: authority) }
                 let owner = current.suffix(atLabelOffset: current.labelOffsets[current.labelCount - node.name.labelCount])
                 answer.append(dname.renamed(owner))
-                guard let next = current.replacingSuffix(labels: node.name.labelCount, with: target) else {
+                // Lower-cased, so the answer does not depend on the question's letter case
+                // beyond the owner names (which the answer cache rewrites).
+                guard let next = current.lowercased().replacingSuffix(labels: node.name.labelCount, with: target) else {
                     var r = LookupResult(kind: .nameTooLong)
                     r.answer = answer
                     return r
                 }
                 answer.append(RRSet(name: current, type: .cname, ttl: dname.ttl, rdatas: [.cname(next)]))
+                // A question for the CNAME is answered by the synthesized one, bare (as NSD).
+                if qtype == .cname {
+                    var r = LookupResult(kind: .cname)
+                    r.answer = answer
+                    return r
+                }
                 guard next.isSubdomain(of: origin), !visited.contains(next), answer.count < ZoneSet.maxCNAMEChain else {
                     var r = LookupResult(kind: .cname)
                     r.answer = answer

@@ -94,7 +94,7 @@ enum CaseFile {
                     if opt.hasPrefix("+bufsize=") { c!.bufsize = UInt16(opt.dropFirst(9))! }
                 }
             case "rcode":
-                c!.rcode = RCode(rawValue: [ "NOERROR": 0, "FORMERR": 1, "SERVFAIL": 2, "NXDOMAIN": 3, "NOTIMP": 4, "REFUSED": 5][words[1]]!)
+                c!.rcode = RCode(rawValue: [ "NOERROR": 0, "FORMERR": 1, "SERVFAIL": 2, "NXDOMAIN": 3, "NOTIMP": 4, "REFUSED": 5, "YXDOMAIN": 6][words[1]]!)
             case "flags":
                 c!.flags = Set(words.dropFirst())
             case "answer", "authority", "additional":

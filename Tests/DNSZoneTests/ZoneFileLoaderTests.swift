@@ -179,3 +179,51 @@ func firstError(_ path: String, origin: DNSName? = nil) -> String? {
         ])
     }
 }
+
+/// RFC 6672 rules, through the same checks the API's patch uses.
+@Suite struct DNAMERuleTests {
+    func load(_ body: String) throws(ZoneErrors) -> Zone {
+        let text = "$TTL 300\n@ SOA ns1 hostmaster 1 3600 900 604800 60\n@ NS ns1\nns1 A 192.0.2.1\n" + body
+        var b = ZoneBuilder(origin: try! DNSName("example."))
+        for (rr, loc) in try ZoneFileLoader.parse(text: text, origin: try! DNSName("example."), source: "t.zone") { b.add(rr, at: loc) }
+        return try b.build()
+    }
+
+    @Test func aDNAMEIsServed() throws {
+        let z = try load("old DNAME new\n")
+        #expect(z.nodes[try DNSName("old.example.")]?.rrset(.dname) != nil)
+    }
+
+    @Test func dataBelowADNAMEIsRefusedWithItsLine() {
+        #expect { try load("old DNAME new\nx.old A 192.0.2.2\n") } throws: { error in
+            let e = (error as! ZoneErrors).errors
+            return e.count == 1 && e[0].rule == .dnameLeaf && e[0].location?.line == 5
+        }
+    }
+
+    @Test func twoDNAMEsAtOneNameAreRefused() {
+        #expect { try load("old DNAME new\nold DNAME newer\n") } throws: { error in
+            (error as! ZoneErrors).errors.map(\.rule) == [.singleDNAME]
+        }
+    }
+
+    @Test func aDNAMEBesideACNAMEIsRefused() {
+        #expect { try load("old DNAME new\nold CNAME ns1\n") } throws: { error in
+            (error as! ZoneErrors).errors.map(\.rule) == [.cnameAlone]
+        }
+    }
+
+    @Test func thePatchRefusesWhatTheLoaderRefuses() throws {
+        let z = try load("old DNAME new\n")
+        let below = try DNSName("x.old.example.")
+        #expect { try z.patched([below: [RRSet(name: below, type: .a, ttl: 60, rdatas: [.a(IPv4Address("192.0.2.9")!)])]], serial: 2) } throws: { error in
+            (error as! ZoneErrors).errors.map(\.rule) == [.dnameLeaf]
+        }
+        let withChild = try load("sub.x A 192.0.2.3\n")
+        let sub = try DNSName("sub.x.example.")
+        let x = try DNSName("x.example.")
+        #expect { try withChild.patched([x: [RRSet(name: x, type: .dname, ttl: 60, rdatas: [.dname(try DNSName("y.example."))])]], serial: 2) } throws: { error in
+            (error as! ZoneErrors).errors.first?.owners.contains(sub) == true
+        }
+    }
+}

@@ -86,6 +86,12 @@ QUESTIONS = [
     q("host.child", "A"), q("deep.below.host.child", "AAAA"), q("ns.child", "A"), q("ns.child", "AAAA"),
     # DS from the parent side of a cut comes alone, without the apex NS (as NSD)
     q("secure", "NS"), q("secure", "DS"), q("secure", "A"), q("x.secure", "DS"),
+    # DNAME: below the owner is rewritten (and followed in the zone), the owner is not
+    q("x.dn", "A"), q("x.dn", "AAAA"), q("y.dn", "A"), q("a.b.dn", "A"), q("dn", "DNAME"), q("dn", "A"),
+    q("dn", "TXT"), q("X.DN", "A"), q("x.dn", "DNAME"), q("x.dn", "CNAME"),
+    q("x.target", "A"), q("target", "A"), q("x.out", "A"), q("out", "A"), q("a.dloop", "A"), q("dloop", "DNAME"), q("to-dn", "A"),
+    q("far", "DNAME"), q("short.far", "A"),
+    q("ccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc.ddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd.far", "A"),
     # names that do not exist, and names in no zone
     q("nothere", "A"), q("nothere", "ANY"), q("deep.nothere", "A"), q("x.infra0", "A"),
     q("other.test.", "A"), q("example.", "SOA"),
