@@ -301,6 +301,7 @@ def test_register_member_is_served_by_the_next_query(srvd):
         "ttl": 300,
         "records": body["records"],
         "serial": before + 1,
+        "served": True,
     }, body
     assert len(body["records"]) == 4 and set(body["records"]) == member_records("infra3", ["127.0.0.13", "fd00::13"])
     assert "service" not in body
@@ -509,7 +510,7 @@ def test_delete_member(srvd):
 
 def test_zones_and_status(srvd):
     zones = srvd.ok(srvd.get("/v1/zones"), 200)
-    assert zones == {"zones": [{"name": "lab.example.", "serial": FILE_SERIAL, "records": 12, "rrsets": 8, "members": 0}]}
+    assert zones == {"zones": [{"name": "lab.example.", "serial": FILE_SERIAL, "records": 12, "rrsets": 8, "members": 0, "conflicts": []}]}
     srvd.ok(srvd.put_member("infra3", {"addresses": ["127.0.0.13", "fd00::13"], "service": "blue"}), 201)
     zones = srvd.ok(srvd.get("/v1/zones"), 200)
     assert zones == {"zones": [{"name": "lab.example.", "serial": FILE_SERIAL + 1, "records": 16, "rrsets": 12, "members": 1}]}
@@ -684,7 +685,7 @@ def test_put_txt_rrset(srvd):
     txt = srvd.query("txt1.lab.example.", "TXT")
     soa = srvd.soa_serial()
     assert r.status == 201, r
-    assert r.json == {"owner": "txt1.lab.example.", "type": "TXT", "ttl": 60, "rdata": r.json["rdata"], "source": "api"}
+    assert r.json == {"owner": "txt1.lab.example.", "type": "TXT", "ttl": 60, "rdata": r.json["rdata"], "source": "api", "serial": before + 1}
     assert sorted(r.json["rdata"]) == sorted(['"etcd cluster lab"', '"v=1"'])
     assert soa == before + 1
     assert answer_set(txt, "TXT") == {'"etcd cluster lab"', '"v=1"'} and answer_ttls(txt, "TXT") == {60}
@@ -742,7 +743,7 @@ def test_put_over_a_file_rrset(srvd):
     r = srvd.put(f"{RECORDS}/infra0/A", {"rdata": ["127.0.0.20"]})
     a = srvd.query("infra0.lab.example.", "A")
     assert r.status == 200, r
-    assert r.json == {"owner": "infra0.lab.example.", "type": "A", "ttl": ZONE_TTL, "rdata": ["127.0.0.20"], "source": "api"}
+    assert r.json == {"owner": "infra0.lab.example.", "type": "A", "ttl": ZONE_TTL, "rdata": ["127.0.0.20"], "source": "api", "serial": FILE_SERIAL + 1}
     assert answer_set(a, "A") == {"127.0.0.20"}
     listed = [s for s in srvd.records()["rrsets"] if (s["owner"], s["type"]) == ("infra0.lab.example.", "A")]
     assert listed == [r.json]
