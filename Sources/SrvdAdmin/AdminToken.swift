@@ -1,3 +1,4 @@
+import Crypto
 import Hummingbird
 
 #if canImport(Glibc)
@@ -6,24 +7,40 @@ import Glibc
 
 /// The bearer token `/v1` requires.
 public struct AdminToken: Sendable {
-    let value: [UInt8]
+    /// SHA-256 of the token: candidates are hashed and the digests compared, so the
+    /// comparison takes the same time whatever the lengths of token and guess.
+    let digest: [UInt8]
+
+    /// Tokens shorter than this are refused: 32 characters of hex are 128 bits.
+    public static let minimumLength = 32
 
     public init(_ value: String) {
-        self.value = Array(value.utf8)
+        self.digest = Array(SHA256.hash(data: Array(value.utf8)))
     }
 
     public enum LoadError: Error, CustomStringConvertible {
         case unreadable(String, String)
         case empty(String)
+        case tooShort(String, Int)
+        case notVisibleASCII(String)
         case cannotCreate(String, String)
 
         public var description: String {
             switch self {
             case .unreadable(let p, let why): return "cannot read the admin token file \(p): \(why)"
             case .empty(let p): return "the admin token file \(p) is empty"
+            case .tooShort(let p, let n):
+                return "the admin token in \(p) has \(n) characters; use at least \(AdminToken.minimumLength) (e.g. openssl rand -hex 32)"
+            case .notVisibleASCII(let p):
+                return "the admin token in \(p) holds characters other than visible ASCII; a bearer token cannot carry them"
             case .cannotCreate(let p, let why): return "cannot create the admin token file \(p): \(why)"
             }
         }
+    }
+
+    /// Visible ASCII (RFC 5234's VCHAR): what a bearer token can carry in a header.
+    static func isVisibleASCII(_ bytes: some Collection<UInt8>) -> Bool {
+        bytes.allSatisfy { $0 >= 0x21 && $0 <= 0x7E }
     }
 
     /// Reads a token file; surrounding white space (a final newline) is not part of it.
@@ -39,6 +56,8 @@ public struct AdminToken: Sendable {
         }
         let text = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         guard !text.isEmpty else { throw .empty(path) }
+        guard isVisibleASCII(text.utf8) else { throw .notVisibleASCII(path) }
+        guard text.utf8.count >= minimumLength else { throw .tooShort(path, text.utf8.count) }
         return AdminToken(text)
     }
 
@@ -68,15 +87,13 @@ public struct AdminToken: Sendable {
         return (AdminToken(String(decoding: text, as: UTF8.self)), path, true)
     }
 
-    /// Compares in time that depends only on the lengths, so response timing does not
-    /// reveal how much of a guess was right.
+    /// Compares the candidate's digest with the token's in constant time: every octet is
+    /// looked at whatever differs, and the digests have one length, so neither timing nor
+    /// length tells how much of a guess was right.
     func matches(_ candidate: some Collection<UInt8>) -> Bool {
-        var diff = UInt8(truncatingIfNeeded: value.count ^ candidate.count)
-        var i = 0
-        for c in candidate {
-            diff |= c ^ (i < value.count ? value[i] : 0)
-            i += 1
-        }
+        let other = Array(SHA256.hash(data: Array(candidate)))
+        var diff: UInt8 = 0
+        for i in 0..<digest.count { diff |= digest[i] ^ other[i] }
         return diff == 0
     }
 }
@@ -89,9 +106,13 @@ struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
         guard let header = request.headers[.authorization] else {
             throw Self.unauthorized("missing Authorization: Bearer token")
         }
-        let parts = header.split(separator: " ", maxSplits: 1)
-        guard parts.count == 2, parts[0].lowercased() == "bearer",
-            token.matches(parts[1].trimmingCharacters(in: .whitespaces).utf8)
+        // RFC 6750 §2.1: "Bearer", spaces, then the token, all visible ASCII. Anything
+        // else (an empty value, inner spaces, a control character) is refused before any
+        // comparison.
+        let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false)
+        let value = parts.count == 2 ? parts[1].drop { $0 == " " } : ""
+        guard parts.count == 2, parts[0].lowercased() == "bearer", !value.isEmpty,
+            AdminToken.isVisibleASCII(value.utf8), token.matches(value.utf8)
         else {
             throw Self.unauthorized("wrong bearer token")
         }

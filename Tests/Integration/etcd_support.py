@@ -527,7 +527,7 @@ def boot(
     lab: Lab, members: list[Member], *, token: str | None = None, cluster_size: int | None = None, verify: bool = True
 ) -> dict[str, subprocess.Popen]:
     """Boots every member concurrently (one background shell each, like separate machines)."""
-    token = token or f"srvd-e2e-{uuid.uuid4().hex[:12]}"
+    token = token or f"srvd-e2e-{uuid.uuid4().hex}"
     procs = {}
     for m in members:
         log = lab.log_file(m.name)

@@ -213,27 +213,31 @@ def test_v1_refuses_without_the_right_bearer_token(srvd, make_header):
 
 def test_admin_token_file_is_used(tmp_path):
     token_file = tmp_path / "token"
-    token_file.write_text("s3cret-token-for-the-admin-api\n")
+    token_file.write_text("s3cret-token-for-the-admin-api-0123\n")
     token_file.chmod(0o600)
     server = SrvdServer(tmp_path / "srvd", token_file=token_file)
     try:
         server.start()
-        assert server.token == "s3cret-token-for-the-admin-api"
-        r = server.get("/v1/status", authorization="Bearer s3cret-token-for-the-admin-api")
+        assert server.token == "s3cret-token-for-the-admin-api-0123"
+        r = server.get("/v1/status", authorization="Bearer s3cret-token-for-the-admin-api-0123")
         assert r.status == 200, r
         r = server.put_member("infra3", {"addresses": ["127.0.0.13"]})
         assert r.status == 201, r
-        assert_error(server.get("/v1/status", authorization="Bearer s3cret-token-for-the-admin-api!"), 401)
+        assert_error(server.get("/v1/status", authorization="Bearer s3cret-token-for-the-admin-api-0123!"), 401)
         assert not (server.data / "admin.token").exists(), "srvd created DATA_DIR/admin.token although --admin-token-file was given"
     finally:
         server.stop()
 
 
-@pytest.mark.parametrize("content", [None, "", "\n  \n"], ids=["missing", "empty", "blank"])
+@pytest.mark.parametrize(
+    "content",
+    [None, "", "\n  \n", "x" * 31 + "\n", "tok\u00e9n-" + "x" * 40, "tok en-" + "x" * 40],
+    ids=["missing", "empty", "blank", "31-characters", "not-ascii", "inner-space"],
+)
 def test_unusable_admin_token_file_exits_78(tmp_path, content):
     token_file = tmp_path / "token"
     if content is not None:
-        token_file.write_text(content)
+        token_file.write_text(content, encoding="utf-8")
     server = SrvdServer(tmp_path / "srvd", token_file=token_file)
     try:
         code = server.run_to_exit()
