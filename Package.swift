@@ -132,7 +132,7 @@ let package = Package(
         .testTarget(
             name: "SrvdAdminTests",
             dependencies: [
-                "SrvdAdmin", "SrvdStore", "Registration", "DNSServer", "DNSZone", "DNSWire",
+                "SrvdAdmin", "SrvdStore", "Registration", "DNSServer", "DNSZone", "DNSWire", "TestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]

@@ -1,6 +1,9 @@
 import DNSWire
 import DNSZone
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Registration
 import SrvdStore
 import Testing
@@ -110,5 +113,43 @@ func member(_ name: String, tls: Bool = false) -> Member {
         } catch {
             #expect("\(error)".contains("newer srvd"))
         }
+    }
+}
+
+@Suite struct DurabilityTests {
+    /// Read back from the connection that commits: GRDB's WAL set-up sets NORMAL after
+    /// `prepareDatabase`, which syncs the WAL only at checkpoints (a regression once).
+    @Test func theWriterConnectionRunsWithSynchronousFull() throws {
+        let dir = tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        #expect(try RegistrationStore(directory: dir).synchronousMode() == 2)
+    }
+
+    @Test func aDataDirIsLockedOnce() throws {
+        let dir = tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        do {
+            let lock = try DataDirLock(directory: dir)
+            #expect(throws: DataDirLock.LockError.self) { try DataDirLock(directory: dir) }
+            do {
+                _ = try DataDirLock(directory: dir)
+            } catch {
+                #expect("\(error)" == "data dir \(dir) is in use by another srvd (pid \(getpid()))")
+            }
+            withExtendedLifetime(lock) {}
+        }
+        // Released with its holder.
+        _ = try DataDirLock(directory: dir)
+    }
+
+    @Test func aChangeThatServesNothingNewKeepsTheSerialAndTheHistory() throws {
+        let dir = tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try RegistrationStore(directory: dir)
+        let m = member("infra0")
+        try store.commitSync(StoreChange(zone: zoneName, fromSerial: 1, toSerial: 2, operation: .putMember(m), removed: [], added: m.records))
+        try store.commitSync(StoreChange(zone: zoneName, fromSerial: 2, toSerial: 2, operation: .deleteMember(m.name), removed: [], added: []))
+        #expect(try store.history(zone: zoneName).map(\.toSerial) == [2])
+        #expect(try store.loadOverlays()[zoneName]?.members.isEmpty == true)
     }
 }
