@@ -209,6 +209,7 @@ public final class DNSServerService: Service, Sendable {
         let idle = configuration.tcpIdleTimeout
         let connections = self.connections
         let limits = configuration.tcpLimits
+        let logger = self.logger
         var bootstrap = ServerBootstrap(group: group).serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
         if Self.isIPv6(address) { bootstrap = bootstrap.serverChannelOption(Self.v6onlyOption, value: 1) }
         return try await bootstrap
@@ -219,11 +220,14 @@ public final class DNSServerService: Service, Sendable {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let ops = channel.pipeline.syncOperations
-                    try ops.addHandler(ConnectionLimitHandler(counter: connections))
-                    try ops.addHandler(IdleStateHandler(readTimeout: idle))
+                    let activity = ConnectionActivity()
+                    try ops.addHandler(ConnectionLimitHandler(counter: connections, activity: activity, logger: logger))
+                    // Idle: no query read and no answer written (a client reading a long
+                    // pipeline of answers slowly is not idle; one that reads none of them is).
+                    try ops.addHandler(IdleStateHandler(allTimeout: idle))
                     try ops.addHandler(MessageDeadlineHandler(timeout: limits.messageTimeout))
                     try ops.addHandler(ByteToMessageHandler(DNSTCPFrameDecoder()))
-                    try ops.addHandler(TCPQueryHandler(answerer: answerer, maxQueued: limits.maxQueued))
+                    try ops.addHandler(TCPQueryHandler(answerer: answerer, maxQueued: limits.maxQueued, activity: activity))
                 }
             }
             .bind(host: address.host, port: address.port)

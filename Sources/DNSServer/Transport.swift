@@ -177,10 +177,18 @@ public struct DNSTCPFrameDecoder: ByteToMessageDecoder {
 }
 
 /// Answers the queries of one TCP connection in order; pipelined queries (RFC 7766 §6.2.1.1)
-/// are each answered, and the connection is closed after `idleTimeout` without a query
-/// (RFC 7766 §6.2.3) or once the client has closed its side and every answer is out.
+/// are each answered, and the connection is closed after `idleTimeout` without a query read
+/// or an answer written (RFC 7766 §6.2.3) or once the client has closed its side and every
+/// answer is out.
 /// Zone transfers (AXFR, IXFR) are built off the event loop; queries that arrive behind one
-/// wait for it, so responses keep their order.
+/// wait for it, so responses keep their order. Queries also wait, unanswered, while the
+/// connection is not writable: a client that pipelines and does not read its answers is
+/// then not read from, and what was read already is answered as the client reads, so the
+/// answers srvd holds for it stay near the write buffer's high-water mark rather than one
+/// read burst's worth (thousands of queries, each answer up to 64 KiB). While a transfer
+/// is being built, queries wait or answers are still being written the connection is busy
+/// (`ConnectionActivity`), and is not one the connection limits close to make room for
+/// another (RFC 7766 §6.2.3 lets a server close idle ones).
 final class TCPQueryHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
@@ -192,24 +200,45 @@ final class TCPQueryHandler: ChannelDuplexHandler {
     private var tallies = Tallies()
     /// A transfer is being built; frames wait in `queued`.
     private var transferring = false
-    private var queued: [ByteBuffer] = []
+    /// Frames not yet answered, in order: behind a transfer, or read before srvd stopped
+    /// reading for want of writability (at most a read burst, as reading then stops).
+    private var queued = CircularBuffer<ByteBuffer>()
+    /// Frames that arrived while the current transfer was being built.
+    private var behindTransfer = 0
+    /// `drainQueue` is running; a writability change inside it leaves the work to it.
+    private var draining = false
     private var closeWhenDone = false
     private let maxQueued: Int
+    /// Writes handed to the channel and not yet done (sent, or failed with the connection).
+    private var unwritten = 0
+    private let activity: ConnectionActivity?
 
-    init(answerer: QueryAnswerer, maxQueued: Int = 64) {
+    init(answerer: QueryAnswerer, maxQueued: Int = 64, activity: ConnectionActivity? = nil) {
         self.answerer = answerer
         self.maxQueued = maxQueued
+        self.activity = activity
+    }
+
+    /// Publishes whether a query is in flight, after `transferring`, `queued` or
+    /// `unwritten` changes.
+    private func updateBusy() {
+        activity?.setBusy(transferring || unwritten > 0 || !queued.isEmpty)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
         if transferring {
             // A client that piles queries behind a transfer is not reading its answers.
-            guard queued.count < maxQueued else {
+            guard behindTransfer < maxQueued else {
                 context.close(promise: nil)
                 return
             }
+            behindTransfer += 1
             queued.append(frame)
+        } else if !queued.isEmpty || !context.channel.isWritable {
+            // Answers wait to be sent: this one waits too, in order.
+            queued.append(frame)
+            if queued.count == 1 { updateBusy() }
         } else {
             handle(frame, context: context)
         }
@@ -217,8 +246,28 @@ final class TCPQueryHandler: ChannelDuplexHandler {
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         // Stop reading while answers wait to be sent; go on once they drain.
-        context.channel.setOption(.autoRead, value: context.channel.isWritable).whenFailure { _ in }
+        let writable = context.channel.isWritable
+        context.channel.setOption(.autoRead, value: writable).whenFailure { _ in }
+        if writable { drainQueue(context: context) }
         context.fireChannelWritabilityChanged()
+    }
+
+    /// Answers waiting frames in order until none is left, a transfer starts or the
+    /// connection stops being writable; then closes if the client has closed its side and
+    /// nothing is left to answer.
+    private func drainQueue(context: ChannelHandlerContext) {
+        guard !draining else { return }
+        draining = true
+        defer { draining = false }
+        repeat {
+            while !transferring, context.channel.isWritable, let frame = queued.popFirst() {
+                handle(frame, context: context)
+            }
+            // Flushing may make the connection writable again; then go on here.
+            channelReadComplete(context: context)
+        } while !transferring && context.channel.isWritable && !queued.isEmpty
+        updateBusy()
+        if closeWhenDone, !transferring, queued.isEmpty { closeAfterWrites(context: context) }
     }
 
     private func handle(_ frame: ByteBuffer, context: ChannelHandlerContext) {
@@ -239,6 +288,15 @@ final class TCPQueryHandler: ChannelDuplexHandler {
         out.writeInteger(UInt16(message.count))
         out.writeBytes(message)
         let promise = context.eventLoop.makePromise(of: Void.self)
+        unwritten += 1
+        if unwritten == 1 { updateBusy() }
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        promise.futureResult.whenComplete { _ in
+            let handler = bound.value
+            handler.unwritten -= 1
+            handler.activity?.touch()
+            if handler.unwritten == 0 { handler.updateBusy() }
+        }
         context.write(wrapOutboundOut(out), promise: promise)
         lastWrite = promise.futureResult
         pending = true
@@ -246,6 +304,8 @@ final class TCPQueryHandler: ChannelDuplexHandler {
 
     private func startTransfer(_ bytes: [UInt8], type: RRType, context: ChannelHandlerContext) {
         transferring = true
+        behindTransfer = 0
+        updateBusy()
         let zones = answerer.store.snapshot
         let settings = answerer.transfers
         let client = Self.addressBytes(context.channel.remoteAddress)
@@ -264,12 +324,10 @@ final class TCPQueryHandler: ChannelDuplexHandler {
                 let rcode = messages.first.map { RCode(rawValue: UInt16($0[3] & 0x0F)) } ?? .servFail
                 handler.tallies.record(rcode, type)
             }
-            // Answer what queued up behind the transfer, unless another transfer starts.
-            while !handler.transferring, !handler.queued.isEmpty {
-                handler.handle(handler.queued.removeFirst(), context: context)
-            }
-            handler.channelReadComplete(context: context)
-            if handler.closeWhenDone, !handler.transferring { handler.closeAfterWrites(context: context) }
+            // Answer what queued up behind the transfer, as far as the transfer's own
+            // answers leave room (the rest when they drain); unless another one starts.
+            // Writes keep the connection busy until they are out.
+            handler.drainQueue(context: context)
         }
     }
 
@@ -291,7 +349,7 @@ final class TCPQueryHandler: ChannelDuplexHandler {
         if event is IdleStateHandler.IdleStateEvent {
             if !transferring { context.close(promise: nil) }
         } else if let e = event as? ChannelEvent, e == .inputClosed {
-            if transferring {
+            if transferring || !queued.isEmpty {
                 closeWhenDone = true
             } else {
                 closeAfterWrites(context: context)

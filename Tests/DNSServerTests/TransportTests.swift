@@ -99,6 +99,43 @@ func queryBytes(_ name: String, id: UInt16) -> [UInt8] {
         _ = try channel.finish()
     }
 
+    /// A connection that is not writable (its client does not read) gets no more answers:
+    /// queries wait, in order, and are answered once it drains, so what srvd holds for the
+    /// client stays near the write buffer's high-water mark however many it pipelined.
+    @Test func queriesWaitWhileTheConnectionIsNotWritable() throws {
+        let channel = try makeChannel()
+        try channel.writeInbound(frame(queryBytes("infra0.lab.example.", id: 1)))
+        #expect(try readResponses(channel).map(\.header.id) == [1])
+        channel.isWritable = false
+        channel.pipeline.fireChannelWritabilityChanged()
+        var burst = ByteBuffer()
+        for id in 2...500 {
+            var f = frame(queryBytes("infra0.lab.example.", id: UInt16(id)))
+            burst.writeBuffer(&f)
+        }
+        try channel.writeInbound(burst)
+        #expect(try readResponses(channel).isEmpty)
+        channel.isWritable = true
+        channel.pipeline.fireChannelWritabilityChanged()
+        #expect(try readResponses(channel).map(\.header.id) == Array(2...500))
+        _ = try channel.finish()
+    }
+
+    /// A client that half-closes with queries still waiting gets them all before the close.
+    @Test func waitingQueriesAreAnsweredBeforeAHalfCloseCloses() throws {
+        let channel = try makeChannel()
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 53)).wait()
+        channel.isWritable = false
+        channel.pipeline.fireChannelWritabilityChanged()
+        try channel.writeInbound(frame(queryBytes("infra0.lab.example.", id: 7)))
+        channel.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+        #expect(channel.isActive)
+        channel.isWritable = true
+        channel.pipeline.fireChannelWritabilityChanged()
+        #expect(try readResponses(channel).map(\.header.id) == [7])
+        #expect(!channel.isActive)
+    }
+
     @Test func idleConnectionsAreClosed() throws {
         let channel = try makeChannel()
         channel.pipeline.fireUserInboundEventTriggered(IdleStateHandler.IdleStateEvent.read)

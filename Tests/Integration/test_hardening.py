@@ -7,12 +7,14 @@ import os
 import socket
 import struct
 import subprocess
+import threading
 import time
 from pathlib import Path
 
 import dns.flags
 import dns.message
 import dns.rcode
+import dns.rdatatype
 import pytest
 
 from conftest import V4, spawn, wait_until
@@ -60,10 +62,11 @@ def udp_query(port: int, source: str = V4, timeout: float = 2) -> dns.message.Me
 
 
 def closed_by_peer(s: socket.socket, within: float) -> bool:
-    """True when the server closes `s` (EOF or reset) within `within` seconds."""
+    """True when the server closes `s` (EOF or reset) within `within` seconds. Peeks, so
+    what the server sent stays to be read."""
     s.settimeout(within)
     try:
-        return s.recv(1) == b""
+        return s.recv(1, socket.MSG_PEEK) == b""
     except ConnectionResetError:
         return True
     except socket.timeout:
@@ -125,33 +128,111 @@ def test_without_systemd_srvd_keeps_running(make_srvd):
 # --------------------------------------------------------------------------- TCP limits
 
 
+def connect(port: int, source: str = V4) -> socket.socket:
+    return socket.create_connection((V4, port), timeout=3, source_address=(source, 0))
+
+
+def ask(s: socket.socket, qid: int = 1) -> dns.message.Message:
+    """One query on an open connection, and its answer."""
+    wire = query_bytes(qid=qid)
+    s.sendall(struct.pack("!H", len(wire)) + wire)
+    length = struct.unpack("!H", recv_exactly(s, 2))[0]
+    return dns.message.from_wire(recv_exactly(s, length))
+
+
+def still_open(sockets: list[socket.socket]) -> list[bool]:
+    """Which of `sockets` srvd has not closed, after a moment for closes to arrive."""
+    time.sleep(0.2)
+    return [not closed_by_peer(s, 0.001) for s in sockets]
+
+
 def test_per_client_and_total_connection_limits(make_srvd):
+    """RFC 7766 §6.2.3: at a limit srvd closes the longest-idle connection to admit the new
+    one, rather than refusing it: for the per-client limit one from the same address, for
+    the total limit any."""
     srvd = make_srvd(
-        {"h.example.zone": ZONE}, extra_args=["--tcp-max-per-client", "4", "--tcp-max-connections", "6"]
+        {"h.example.zone": ZONE}, tcp_idle_timeout=30, log_level="debug",
+        extra_args=["--tcp-max-per-client", "4", "--tcp-max-connections", "6"],
     ).start()
     held = []
     try:
         for _ in range(4):
-            held.append(socket.create_connection((V4, srvd.port), timeout=3, source_address=(V4, 0)))
-        # The fifth from the same address is closed at once...
-        extra = socket.create_connection((V4, srvd.port), timeout=3, source_address=(V4, 0))
-        held.append(extra)
-        assert closed_by_peer(extra, 3)
-        # ...while another client is served, over TCP and UDP.
+            held.append(connect(srvd.port))
+            time.sleep(0.05)
+        # A fifth from the same address is served; the oldest of the four is closed.
+        fifth = connect(srvd.port)
+        held.append(fifth)
+        assert ask(fifth).rcode() == dns.rcode.NOERROR
+        assert closed_by_peer(held[0], 3)
+        assert still_open(held[1:4]) == [True] * 3
+        # Another client is served, over TCP and UDP, and takes nobody's place.
         assert tcp_query(srvd.port, source="127.0.0.2").rcode() == dns.rcode.NOERROR
         assert udp_query(srvd.port).rcode() == dns.rcode.NOERROR
-        # Two more from other addresses fill the total of 6; the seventh is closed.
+        time.sleep(0.3)  # for srvd to see that connection close
+        # Two more from other addresses fill the total of 6 (held[1:5] and these)...
         for source in ("127.0.0.3", "127.0.0.4"):
-            held.append(socket.create_connection((V4, srvd.port), timeout=3, source_address=(source, 0)))
-        time.sleep(0.2)
-        seventh = socket.create_connection((V4, srvd.port), timeout=3, source_address=("127.0.0.5", 0))
+            held.append(connect(srvd.port, source))
+        assert still_open(held[1:7]) == [True] * 6
+        # ...and a seventh client is served in the place of the longest-idle of all,
+        # held[1], though its address is another.
+        seventh = connect(srvd.port, "127.0.0.5")
         held.append(seventh)
-        assert closed_by_peer(seventh, 3)
+        assert ask(seventh).rcode() == dns.rcode.NOERROR
+        assert closed_by_peer(held[1], 3)
+        assert still_open(held[2:8]) == [True] * 6
+        assert "closed the longest-idle TCP connection to make room" in srvd.log()
     finally:
         for s in held:
             s.close()
     # Slots come back when connections close.
     wait_until(lambda: _served(srvd.port, "127.0.0.5"), 5, what="a slot to come back")
+
+
+def test_four_hundred_idle_connections_from_one_address_do_not_block_its_retry(make_srvd):
+    """The integrity issue: 400 idle connections from one address (default limits, 32 per
+    client), then that address's TC→TCP retry. It is answered, as NSD answers it."""
+    srvd = make_srvd({"h.example.zone": ZONE}, tcp_idle_timeout=30).start()
+    held = []
+    try:
+        for _ in range(400):
+            held.append(connect(srvd.port))
+        retry = connect(srvd.port)
+        held.append(retry)
+        assert ask(retry).rcode() == dns.rcode.NOERROR
+        # A second query on the same connection works too: it was admitted, not just
+        # answered on its way out.
+        assert ask(retry, qid=2).rcode() == dns.rcode.NOERROR
+        # At most 31 of the idle ones are left (the retry holds the 32nd slot): the most
+        # recent ones, not the oldest.
+        open_now = still_open(held[:400])
+        assert sum(open_now) <= 31, sum(open_now)
+        assert not any(open_now[:300])
+    finally:
+        for s in held:
+            s.close()
+
+
+def test_at_the_total_limit_a_new_client_is_served(make_srvd):
+    """The total limit reached by idle connections of other addresses: a new client takes
+    the place of the longest-idle one."""
+    srvd = make_srvd(
+        {"h.example.zone": ZONE}, tcp_idle_timeout=30,
+        extra_args=["--tcp-max-connections", "60", "--tcp-max-per-client", "10"],
+    ).start()
+    held = []
+    try:
+        for i in range(60):
+            held.append(connect(srvd.port, f"127.0.3.{i % 6 + 1}"))
+            time.sleep(0.01)  # so the order srvd sees is the order here
+        time.sleep(0.2)
+        # The first connection makes itself the most recently active.
+        assert ask(held[0]).rcode() == dns.rcode.NOERROR
+        assert tcp_query(srvd.port, source="127.0.4.1").rcode() == dns.rcode.NOERROR
+        assert closed_by_peer(held[1], 3)
+        assert still_open([held[0]] + held[2:]) == [True] * 59
+    finally:
+        for s in held:
+            s.close()
 
 
 def _served(port: int, source: str) -> bool:
@@ -174,6 +255,147 @@ def test_hundreds_of_idle_connections_do_not_starve_anyone(make_srvd):
         assert tcp_query(srvd.port, source="127.0.2.1").rcode() == dns.rcode.NOERROR
     finally:
         for s in held:
+            s.close()
+
+
+def big_zone(records: int) -> str:
+    """ZONE and `records` TXT records of 250 octets: an AXFR of megabytes."""
+    text = "x" * 250
+    return ZONE + "".join(f'big{i} IN TXT "{text}"\n' for i in range(records))
+
+
+def start_transfer(port: int) -> socket.socket:
+    """Asks for an AXFR of h.example. and reads none of it, on a socket with a tiny receive
+    buffer: srvd has megabytes still to write."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(3)
+    s.connect((V4, port))
+    wire = dns.message.make_query("h.example.", "AXFR", use_edns=False).to_wire()
+    s.sendall(struct.pack("!H", len(wire)) + wire)
+    return s
+
+
+def read_transfer(s: socket.socket) -> int:
+    """Reads an AXFR to its closing SOA; returns the number of records."""
+    s.settimeout(20)
+    records = 0
+    while True:
+        length = struct.unpack("!H", recv_exactly(s, 2))[0]
+        m = dns.message.from_wire(recv_exactly(s, length))
+        first = records == 0
+        records += sum(len(rrset) for rrset in m.answer)
+        if not first and m.answer and m.answer[-1].rdtype == dns.rdatatype.SOA:
+            return records
+
+
+def test_a_busy_connection_is_not_closed_to_make_room(make_srvd):
+    """A connection with answers still being written (a big AXFR its client reads slowly)
+    has a query in flight and is not idle, however long ago it last sent anything: the
+    limit closes an idle connection instead, and when every one is busy the new connection
+    is closed at once, as before."""
+    records = 32000  # 8 MB, more than the kernel's socket buffers hold
+    srvd = make_srvd(
+        {"h.example.zone": big_zone(records)}, tcp_idle_timeout=30, log_level="debug",
+        extra_args=["--tcp-max-per-client", "2", "--allow-transfer", "127.0.0.0/8"],
+    ).start()
+    held = []
+    try:
+        first = start_transfer(srvd.port)
+        held.append(first)
+        idle = connect(srvd.port)
+        held.append(idle)
+        time.sleep(1)  # for the transfer to be built and to fill the write buffers
+        # The transfer is the older, but busy: the idle connection makes room.
+        third = connect(srvd.port)
+        held.append(third)
+        assert ask(third).rcode() == dns.rcode.NOERROR
+        assert closed_by_peer(idle, 3)
+        assert still_open([first, third]) == [True, True]
+        # A second transfer takes the place of `third`, idle again once answered.
+        second = start_transfer(srvd.port)
+        held.append(second)
+        assert closed_by_peer(third, 3)
+        time.sleep(1)
+        # Both connections are busy: the new one is closed at once.
+        refused = connect(srvd.port)
+        held.append(refused)
+        assert closed_by_peer(refused, 3)
+        assert still_open([first, second]) == [True, True]
+        # The transfers come through whole (SOA, NS, two A, the TXTs, SOA)...
+        assert read_transfer(first) == records + 5
+        assert read_transfer(second) == records + 5
+        # ...after which their connections are idle like any other.
+        time.sleep(0.2)
+        last = connect(srvd.port)
+        held.append(last)
+        assert ask(last).rcode() == dns.rcode.NOERROR
+        assert closed_by_peer(first, 3)
+        assert "every connection at the limit is busy" in srvd.log()
+    finally:
+        for s in held:
+            s.close()
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_clients_that_pipeline_without_reading_cannot_make_srvd_buffer_without_bound(make_srvd):
+    """Four clients each pipeline 2000 queries whose answers are 15 KB (30 MB of answers
+    each) and read nothing. srvd neither reads on nor answers ahead while answers wait to
+    be sent, so its memory stays put; others are answered meanwhile; a message srvd itself
+    stopped reading halfway is not cut off by --tcp-message-timeout; and once the clients
+    read, every query is answered."""
+    fat = "".join(f'fat IN TXT "{i:03d}{"y" * 246}"\n' for i in range(60))
+    srvd = make_srvd({"h.example.zone": ZONE + fat}, tcp_idle_timeout=30).start()
+    count = 2000
+    stream = b"".join(
+        struct.pack("!H", len(w)) + w for w in (query_bytes("fat.h.example.", "TXT", qid=i) for i in range(count)))
+    floods = []
+    for _ in range(4):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.settimeout(30)
+        s.connect((V4, srvd.port))
+        floods.append(s)
+    try:
+        assert tcp_query(srvd.port, source="127.0.0.2").rcode() == dns.rcode.NOERROR  # warm up
+        before = rss_mib(srvd.proc.pid)
+        senders = [threading.Thread(target=s.sendall, args=(stream,)) for s in floods]
+        for t in senders:
+            t.start()
+        peak = before
+        started = time.monotonic()
+        while time.monotonic() - started < 3:  # longer than --tcp-message-timeout (2 s)
+            peak = max(peak, rss_mib(srvd.proc.pid))
+            time.sleep(0.1)
+        # Without the bound srvd would read and answer all 8000 at once: 120 MB.
+        assert peak - before < 20, f"RSS grew {peak - before:.0f} MiB"
+        # Everyone else is answered.
+        assert udp_query(srvd.port, source="127.0.0.2").rcode() == dns.rcode.NOERROR
+        assert tcp_query(srvd.port, source="127.0.0.2").rcode() == dns.rcode.NOERROR
+        answered = [0] * len(floods)
+
+        def drain(i: int) -> None:
+            for expected in range(count):
+                length = struct.unpack("!H", recv_exactly(floods[i], 2))[0]
+                qid, _, _, ancount = struct.unpack("!HHHH", recv_exactly(floods[i], length)[:8])
+                assert (qid, ancount) == (expected, 60)
+                answered[i] += 1
+
+        readers = [threading.Thread(target=drain, args=(i,)) for i in range(len(floods))]
+        for t in readers:
+            t.start()
+        for t in readers + senders:
+            t.join()
+        assert answered == [count] * len(floods)
+        assert rss_mib(srvd.proc.pid) - before < 20
+    finally:
+        for s in floods:
             s.close()
 
 
