@@ -12,6 +12,16 @@ public protocol DiscoveryResolver {
     func srv(_ name: DNSName) throws -> SRVLookup
     /// A and AAAA of `name`, IPv4 first, as text.
     func addresses(_ name: DNSName) throws -> [String]
+    /// The TTL the last lookup of `name` and `type` answered with, when known.
+    func ttl(_ name: DNSName, _ type: RRType) -> UInt32?
+    /// How long negative answers from `zone` are cached: min(SOA TTL, SOA MINIMUM)
+    /// (RFC 2308 §5), when known.
+    func negativeTTL(_ zone: DNSName) -> UInt32?
+}
+
+extension DiscoveryResolver {
+    public func ttl(_ name: DNSName, _ type: RRType) -> UInt32? { nil }
+    public func negativeTTL(_ zone: DNSName) -> UInt32? { nil }
 }
 
 /// One thing that would make etcd fail or misbehave, with what to do about it.
@@ -22,6 +32,13 @@ public struct DiscoveryProblem: Codable, Sendable, Equatable {
     public var code: String
     public var message: String
     public var fix: String
+
+    public init(severity: Severity, code: String, message: String, fix: String) {
+        self.severity = severity
+        self.code = code
+        self.message = message
+        self.fix = fix
+    }
 }
 
 public struct DiscoveryTarget: Codable, Sendable, Equatable {
@@ -51,6 +68,20 @@ public struct DiscoveryReport: Codable, Sendable, Equatable {
     public var problems: [DiscoveryProblem]
     /// True when etcd would bootstrap from these records (no problem of severity error).
     public var ok: Bool
+
+    public init(
+        domain: String, service: String?, server: [DiscoveryRecordSet], client: [DiscoveryRecordSet], initialCluster: String,
+        clientEndpoints: [String], problems: [DiscoveryProblem], ok: Bool
+    ) {
+        self.domain = domain
+        self.service = service
+        self.server = server
+        self.client = client
+        self.initialCluster = initialCluster
+        self.clientEndpoints = clientEndpoints
+        self.problems = problems
+        self.ok = ok
+    }
 }
 
 /// etcd's DNS discovery, rule for rule (etcd's `srv.GetCluster`, `srv.GetClient` and
@@ -226,6 +257,35 @@ public struct DiscoveryCheck {
                 client.append(DiscoveryRecordSet(owner: ownerName.description, scheme: scheme, status: rcode.description, targets: []))
             }
         }
+        // Caches: every resolver between etcd and srvd keeps what it saw for the TTL, so a
+        // long one keeps showing a cluster as it was (etcd issue 5909 starts that way).
+        var longest: (what: String, ttl: UInt32)? = nil
+        func note(_ name: String, _ type: RRType, _ ttl: UInt32?) {
+            guard let ttl, ttl > Self.ttlWarningLimit, ttl > (longest?.ttl ?? 0) else { return }
+            longest = ("\(name) \(type)", ttl)
+        }
+        for set in server + client where !set.targets.isEmpty {
+            let ownerName = try? DNSName(set.owner)
+            note(set.owner, .srv, ownerName.flatMap { resolver.ttl($0, .srv) })
+            for t in set.targets {
+                guard let n = try? DNSName(t.target) else { continue }
+                note(t.target, .a, resolver.ttl(n, .a))
+                note(t.target, .aaaa, resolver.ttl(n, .aaaa))
+            }
+        }
+        if let longest {
+            problem(
+                .warning, "long-ttl",
+                "\(longest.what) has a TTL of \(longest.ttl) s: a caching resolver that saw an earlier version keeps showing it for up to \(longest.ttl) s after a member joins or leaves",
+                "use 30 s or less for the records etcd reads (srvctl register --ttl, srvd --member-ttl, or the zone's $TTL)")
+        }
+        if let negative = resolver.negativeTTL(domain), negative > Self.ttlWarningLimit {
+            problem(
+                .warning, "long-negative-ttl",
+                "negative answers from \(domain) are cached for \(negative) s (the SOA minimum, RFC 2308): a member that looks up a name before it is registered keeps the NXDOMAIN that long",
+                "lower the SOA's minimum (its last field) and TTL to 30 s or less")
+        }
+
         if endpoints.isEmpty {
             problem(.warning, "no-client-records", "there are no \(client.map(\.owner).joined(separator: " or ")) SRV records: clients using --discovery-srv find no endpoints", "register members through srvd, which publishes client records too")
         }
@@ -235,6 +295,9 @@ public struct DiscoveryCheck {
             initialCluster: cluster.joined(separator: ","), clientEndpoints: endpoints, problems: problems,
             ok: !problems.contains { $0.severity == .error })
     }
+
+    /// TTLs above this draw a warning: etcd members retry for about a minute.
+    public static let ttlWarningLimit: UInt32 = 60
 
     static func hostPort(_ host: String, _ port: Int) -> String {
         host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"

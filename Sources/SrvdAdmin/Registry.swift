@@ -58,6 +58,13 @@ public actor Registry {
     /// The serial each zone was last published with, to notify secondaries of changes.
     private var publishedSerials: [DNSName: UInt32] = [:]
     private let onZoneChange: (@Sendable (Zone) -> Void)?
+    /// The TTL of members' records when their body names none (`--member-ttl`); without
+    /// it, the zone's `$TTL` capped at `memberTTLCap`.
+    private let memberTTL: UInt32?
+
+    /// Members come and go, and a resolver keeps what it cached for the TTL: a short one
+    /// keeps a partial cluster from being shown long (RFC 2308 §5 for the negative side).
+    public static let memberTTLCap: UInt32 = 30
 
     public nonisolated var unownedExecutor: UnownedSerialExecutor {
         thread.executor.asUnownedSerialExecutor()
@@ -68,8 +75,10 @@ public actor Registry {
     public init(
         store: RegistrationStore, zoneStore: ZoneStore, logger: Logger, metrics: SrvdMetrics,
         thread: any EventLoop = MultiThreadedEventLoopGroup(numberOfThreads: 1).next(),
+        memberTTL: UInt32? = nil,
         onZoneChange: (@Sendable (Zone) -> Void)? = nil
     ) throws(StoreError) {
+        self.memberTTL = memberTTL
         self.store = store
         self.zoneStore = zoneStore
         self.logger = logger
@@ -238,7 +247,8 @@ public actor Registry {
         let origin = try zoneName(text)
         let file = fileZones[origin]!
         let member: Member
-        do { member = try Member(zone: origin, name: name, spec: spec, defaultTTL: file.defaultTTL) } catch { throw .badRequest(error) }
+        let ttl = memberTTL ?? min(file.defaultTTL, Self.memberTTLCap)
+        do { member = try Member(zone: origin, name: name, spec: spec, defaultTTL: ttl) } catch { throw .badRequest(error) }
         var overlay = overlays[origin] ?? ZoneOverlay()
         let previous = overlay.members[member.name]
         if previous == member, !overlay.isParked(.member(member.name)) { return (member, false, served[origin]!.serial) }

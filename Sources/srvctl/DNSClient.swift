@@ -54,7 +54,14 @@ struct DNSClient {
         } else {
             var buf = [UInt8](repeating: 0, count: 65535)
             let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            guard n > 0 else { throw Failure(description: "no answer from DNS server \(server) within \(timeoutSeconds) s") }
+            guard n > 0 else {
+                // A connected UDP socket learns of an ICMP port-unreachable as ECONNREFUSED:
+                // nothing listens there, which is worth saying apart from a silent server.
+                if errno == ECONNREFUSED {
+                    throw Failure(description: "DNS server \(server) refused the query: nothing listens on UDP port \(server.port) there (is the server running?)")
+                }
+                throw Failure(description: "no answer from DNS server \(server) within \(timeoutSeconds) s")
+            }
             reply = Array(buf[0..<n])
         }
         let m: Message

@@ -39,6 +39,13 @@ struct APIOptions: ParsableArguments {
     var caFile: String?
 
     func client() throws -> APIClient {
+        try makeAPIClient(server: server, tokenFile: tokenFile, caFile: caFile)
+    }
+}
+
+/// An API client for `server`, with the token from `tokenFile`, `$SRVD_TOKEN_FILE` or
+/// `data/admin.token`.
+func makeAPIClient(server: String, tokenFile: String?, caFile: String? = nil) throws -> APIClient {
         let path = tokenFile ?? ProcessInfo.processInfo.environment["SRVD_TOKEN_FILE"] ?? "data/admin.token"
         guard let data = FileManager.default.contents(atPath: path) else {
             throw CLIError("cannot read the token file \(path); pass --token-file or set SRVD_TOKEN_FILE")
@@ -53,7 +60,6 @@ struct APIOptions: ParsableArguments {
             }
         }
         return APIClient(base: base, token: token, trust: trust)
-    }
 }
 
 struct CLIError: Error, CustomStringConvertible {
@@ -153,7 +159,7 @@ struct Wait: AsyncParsableCommand {
     @Option(help: "How many members to wait for.") var members: Int
     @Option(help: "Only count members of this cluster (--discovery-srv-name).") var service: String?
     @Option(help: "Give up after this long: 90, 30s, 5m, 1h.") var timeout: String = "5m"
-    @Option(help: "DNS server to check (default: the first address srvd serves DNS on).") var dns: String?
+    @Option(help: "Check only this DNS server, HOST[:PORT] (default: srvd itself and every resolver of /etc/resolv.conf).") var dns: String?
 
     func validate() throws {
         guard members >= 1 else { throw ValidationError("--members must be at least 1") }
@@ -163,23 +169,30 @@ struct Wait: AsyncParsableCommand {
     func run() async throws {
         let client = try api.client()
         let deadline = Date().addingTimeInterval(parseDuration(timeout)!)
-        let server = try await dnsServer(client)
-        let resolver = DNSClient(server: server)
+        let srvd: HostPort? = dns == nil ? try await srvdDNSAddress(client) : nil
+        let views = try dnsViews(given: dns, srvd: srvd)
         var last = ""
         while true {
             let (body, _) = try await client.send(.GET, "/v1/zones/\(escape(zone))/members")
             let list = try decodeBody(MembersBody.self, body)
-            let cluster = list.members.filter { $0.service == service }
-            var missing: [String] = []
+            let cluster = list.members.filter { $0.service == service && $0.served }
+            let status: String
             if cluster.count >= members {
-                missing = visibilityProblems(cluster, zone: list.zone, resolver: resolver)
-                if missing.isEmpty {
+                var pending: [String] = []
+                for view in views {
+                    let problems = visibilityProblems(cluster, zone: list.zone, view: view, srvd: srvd)
+                    if !problems.isEmpty { pending.append("\(view) " + problems.joined(separator: "; ")) }
+                }
+                if pending.isEmpty {
                     if api.json { return printRaw(body) }
-                    print("\(cluster.count) member(s) registered and resolvable via \(server): \(cluster.map(\.name).joined(separator: ", "))")
+                    let via = views.map(\.description).joined(separator: ", ")
+                    print("\(cluster.count) member(s) registered and resolvable via \(via): \(cluster.map(\.name).joined(separator: ", "))")
                     return
                 }
+                status = "registered, but " + pending.joined(separator: "; ")
+            } else {
+                status = "\(cluster.count) of \(members) members registered"
             }
-            let status = cluster.count < members ? "\(cluster.count) of \(members) members registered" : "registered, but DNS does not show: " + missing.joined(separator: "; ")
             if status != last, !api.json {
                 print("waiting: \(status)")
                 last = status
@@ -189,44 +202,61 @@ struct Wait: AsyncParsableCommand {
         }
     }
 
-    /// What etcd would not find: the member's SRV records under the names etcd asks, and
-    /// its addresses.
-    func visibilityProblems(_ cluster: [MemberBody], zone: String, resolver: DNSClient) -> [String] {
-        var problems: [String] = []
+    /// What etcd would not find through `view`: each member in the SRV sets etcd asks, and
+    /// its addresses. For a resolver, how long what it shows now stays in its cache.
+    func visibilityProblems(_ cluster: [MemberBody], zone: String, view: DNSView, srvd: HostPort?) -> [String] {
         guard let zoneName = try? DNSName(zone) else { return ["bad zone name \(zone)"] }
-        var srvCache: [DNSName: Set<String>] = [:]
+        let resolver = DNSClient(server: view.server)
+        func cached(_ m: Message, _ type: RRType) -> String {
+            guard view.role != .srvd, let ttl = remainingTTL(m, type) else { return "" }
+            return ", cached for up to another \(ttl) s"
+        }
+        var problems: [String] = []
+        // Each SRV owner once, with the members that belong in it, in a fixed order.
+        var owners: [(DNSName, [MemberBody])] = []
         for m in cluster {
             for owner in [Member.serverOwner(zone: zoneName, tls: m.tls, service: m.service), Member.clientOwner(zone: zoneName, tls: m.tls, service: m.service)] {
-                if srvCache[owner] == nil {
-                    let answer = try? resolver.query(owner, .srv)
-                    srvCache[owner] = Set((answer?.answers ?? []).compactMap {
-                        if case .srv(let s) = $0.rdata { return s.target.lowercased().description }
-                        return nil
-                    })
-                }
-                if !srvCache[owner]!.contains(m.fqdn.lowercased()) { problems.append("\(m.name) in \(owner) SRV") }
+                if let i = owners.firstIndex(where: { $0.0 == owner }) { owners[i].1.append(m) } else { owners.append((owner, [m])) }
             }
+        }
+        for (owner, expected) in owners {
+            let answer: Message
+            do { answer = try resolver.query(owner, .srv) } catch {
+                problems.append("does not answer \(owner) SRV (\(error))")
+                continue
+            }
+            if answer.rcode != .noError, answer.rcode != .nxDomain {
+                var text = "answers \(answer.rcode) for \(owner) SRV"
+                if view.role == .resolver, let srvd {
+                    text += ": it does not serve \(zoneName), while srvd at \(srvd) does; make it forward the zone to srvd (README: Behind a caching resolver) or pass --dns \(srvd)"
+                }
+                problems.append(text)
+                continue
+            }
+            let targets = Set(answer.answers.compactMap { rr -> String? in
+                if case .srv(let s) = rr.rdata { return s.target.lowercased().description }
+                return nil
+            })
+            let missing = expected.filter { !targets.contains($0.fqdn.lowercased()) }
+            guard !missing.isEmpty else { continue }
+            let shows = answer.rcode == .nxDomain ? "NXDOMAIN" : targets.isEmpty ? "no records" : "\(targets.count) target(s)"
+            problems.append("shows \(shows) for \(owner) SRV, without \(missing.map(\.name).joined(separator: ", "))\(cached(answer, .srv))")
+        }
+        for m in cluster {
             guard let name = try? DNSName(m.fqdn) else { continue }
-            let a = (try? resolver.query(name, .a))?.answers.filter { $0.type == .a } ?? []
-            let aaaa = (try? resolver.query(name, .aaaa))?.answers.filter { $0.type == .aaaa } ?? []
-            let resolved = Set((a + aaaa).map { $0.rdata.description })
-            if !Set(m.addresses).isSubset(of: resolved) { problems.append("\(m.fqdn) A/AAAA") }
+            for (type, wanted) in [(RRType.a, m.addresses.filter { IPv4Address($0) != nil }), (RRType.aaaa, m.addresses.filter { IPv6Address($0) != nil })] where !wanted.isEmpty {
+                guard let answer = try? resolver.query(name, type) else {
+                    problems.append("does not answer \(m.fqdn) \(type)")
+                    continue
+                }
+                let got = Set(answer.answers.filter { $0.type == type }.map { $0.rdata.description })
+                if !Set(wanted).isSubset(of: got) {
+                    let shows = answer.rcode == .nxDomain ? "NXDOMAIN" : got.isEmpty ? "no address" : got.sorted().joined(separator: " ")
+                    problems.append("shows \(shows) for \(m.fqdn) \(type)\(cached(answer, type))")
+                }
+            }
         }
         return problems
-    }
-
-    func dnsServer(_ client: APIClient) async throws -> HostPort {
-        if let dns {
-            guard let hp = HostPort(dns, defaultPort: 53) else { throw CLIError("--dns \(dns) is not HOST:PORT") }
-            return hp
-        }
-        let (body, _) = try await client.send(.GET, "/v1/status")
-        let status = try decodeBody(StatusBody.self, body)
-        guard let first = status.dns.first, var hp = HostPort(first) else { throw CLIError("srvd reports no DNS listener; pass --dns") }
-        // A wildcard listener is reached on loopback.
-        if hp.host == "0.0.0.0" { hp.host = "127.0.0.1" }
-        if hp.host == "::" { hp.host = "::1" }
-        return hp
     }
 }
 

@@ -4,23 +4,28 @@ import DNSWire
 import Foundation
 import Registration
 
-struct Verify: ParsableCommand {
+struct Verify: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Check, in DNS, what etcd --discovery-srv will see, and say how to fix what would fail.",
         discussion: """
             Asks DNS (not srvd's API, so it checks any DNS server) exactly as etcd does: \
             _etcd-server-ssl[-SERVICE]._tcp and _etcd-server[-SERVICE]._tcp, each target's \
-            addresses, then the client records. Prints the --initial-cluster etcd will compute \
-            and the client endpoints, and one line per problem. Exits 0 only when etcd would \
-            bootstrap.
+            addresses, then the client records. By default it asks every resolver of \
+            /etc/resolv.conf (what etcd's resolver asks) and srvd's own DNS listener (when \
+            srvd's API is reachable with the token); --dns asks one server only. Prints the \
+            --initial-cluster etcd will compute and the client endpoints, and one line per \
+            problem. Exits 0 only when etcd would bootstrap from every server asked.
             """)
 
     @Argument(help: "The --discovery-srv domain, e.g. lab.example.") var domain: String
     @Option(help: "The --discovery-srv-name cluster name.") var service: String?
-    @Option(help: "DNS server HOST[:PORT] (default: the first nameserver in /etc/resolv.conf, as etcd uses).") var dns: String?
+    @Option(help: "Ask only this DNS server, HOST[:PORT] (default: the resolvers of /etc/resolv.conf and srvd).") var dns: String?
     @Option(help: "The member's --name, to check it finds itself (needs --peer-url).") var name: String?
     @Option(name: .customLong("peer-url"), help: "The member's --initial-advertise-peer-urls.") var peerURL: String?
     @Option(name: .customLong("etcd-version"), help: "etcd version the members run (3.4 fails without -ssl records).") var etcdVersion: String = "3.5"
+    @Option(help: "srvd's admin API, to find its DNS listener.") var server: String = "http://127.0.0.1:8053"
+    @Option(name: .customLong("token-file"), help: "File with the API token (default: $SRVD_TOKEN_FILE, else data/admin.token).")
+    var tokenFile: String?
     @Flag(help: "Print the report as JSON.") var json = false
 
     func validate() throws {
@@ -28,45 +33,66 @@ struct Verify: ParsableCommand {
         guard etcdVersion.hasPrefix("3.") else { throw ValidationError("--etcd-version takes 3.4, 3.5 and so on") }
     }
 
-    func run() throws {
+    func run() async throws {
         guard let zone = try? DNSName(domain.hasSuffix(".") ? domain : domain + ".") else {
             throw ValidationError("\(domain) is not a domain name")
         }
-        let server = try dnsServer()
-        let report: DiscoveryReport
-        do {
-            report = try DiscoveryCheck(domain: zone, service: service, name: name, peerURL: peerURL, etcdVersion: etcdVersion)
-                .run(DNSResolver(client: DNSClient(server: server)))
-        } catch {
-            throw CLIError("\(error)")
+        // srvd's own view, when its API answers; without a token or a running API, only
+        // the resolvers are asked.
+        var srvd: HostPort? = nil
+        if dns == nil {
+            if let client = try? makeAPIClient(server: server, tokenFile: tokenFile) { srvd = try? await srvdDNSAddress(client) }
+        }
+        let views = try dnsViews(given: dns, srvd: srvd)
+        var reports: [(DNSView, DiscoveryReport)] = []
+        for view in views {
+            let resolver = DNSResolver(client: DNSClient(server: view.server))
+            if view.role == .resolver, let srvd, let problem = resolver.zoneProblem(zone, srvd: srvd) {
+                reports.append((view, DiscoveryReport(
+                    domain: zone.description, service: service, server: [], client: [], initialCluster: "",
+                    clientEndpoints: [], problems: [problem], ok: false)))
+                continue
+            }
+            do {
+                let report = try DiscoveryCheck(domain: zone, service: service, name: name, peerURL: peerURL, etcdVersion: etcdVersion).run(resolver)
+                reports.append((view, report))
+            } catch {
+                throw CLIError("\(view): \(error)")
+            }
         }
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            if reports.count == 1 {
+                print(String(decoding: try encoder.encode(reports[0].1), as: UTF8.self))
+            } else {
+                let body = VerifyViews(ok: reports.allSatisfy(\.1.ok), views: reports.map { VerifyViews.View(server: $0.0.server.description, role: $0.0.role.rawValue, report: $0.1) })
+                print(String(decoding: try encoder.encode(body), as: UTF8.self))
+            }
         } else {
-            printReport(report, server: server)
+            for (i, (view, report)) in reports.enumerated() {
+                if i > 0 { print("") }
+                printReport(report, view: view)
+            }
         }
-        if !report.ok { throw ExitCode(1) }
+        if !reports.allSatisfy(\.1.ok) { throw ExitCode(1) }
     }
 
-    func dnsServer() throws -> HostPort {
-        if let dns {
-            guard let hp = HostPort(dns, defaultPort: 53) else { throw ValidationError("--dns \(dns) is not HOST[:PORT]") }
-            return hp
+    /// `--json` with more than one server: each one's report.
+    struct VerifyViews: Encodable {
+        struct View: Encodable {
+            var server: String
+            var role: String
+            var report: DiscoveryReport
         }
-        let conf = (try? String(contentsOfFile: "/etc/resolv.conf", encoding: .utf8)) ?? ""
-        for line in conf.split(separator: "\n") {
-            let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
-            if words.count >= 2, words[0] == "nameserver", let hp = HostPort(String(words[1]), defaultPort: 53) { return hp }
-        }
-        throw CLIError("no nameserver in /etc/resolv.conf; pass --dns")
+        var ok: Bool
+        var views: [View]
     }
 
-    func printReport(_ r: DiscoveryReport, server: HostPort) {
+    func printReport(_ r: DiscoveryReport, view: DNSView) {
         let flag = service.map { " --discovery-srv-name \($0)" } ?? ""
         let shortDomain = String(r.domain.dropLast())
-        print("DNS server \(server)")
+        print(view.role == .given ? "\(view)" : "\(view):")
         func sets(_ title: String, _ sets: [DiscoveryRecordSet]) {
             print(title)
             let width = sets.map(\.owner.count).max() ?? 0
@@ -90,9 +116,16 @@ struct Verify: ParsableCommand {
     }
 }
 
-/// etcd's two lookups over DNSClient.
+/// etcd's two lookups over DNSClient, keeping the TTLs each answer came with.
 struct DNSResolver: DiscoveryResolver {
     var client: DNSClient
+    private let seen = TTLs()
+
+    init(client: DNSClient) { self.client = client }
+
+    final class TTLs: @unchecked Sendable {
+        var byKey: [String: UInt32] = [:]
+    }
 
     func srv(_ name: DNSName) throws -> SRVLookup {
         let m = try answer(name, .srv)
@@ -109,11 +142,41 @@ struct DNSResolver: DiscoveryResolver {
         return (v4 + v6).map { $0.rdata.description }
     }
 
+    func ttl(_ name: DNSName, _ type: RRType) -> UInt32? { seen.byKey["\(name.lowercased()) \(type)"] }
+
+    func negativeTTL(_ zone: DNSName) -> UInt32? {
+        guard let m = try? client.query(zone, .soa),
+            let rr = m.answers.first(where: { $0.type == .soa }), case .soa(let soa) = rr.rdata
+        else { return nil }
+        return min(rr.ttl, soa.minimum)
+    }
+
+    /// Why this server cannot be asked about `zone` at all, when srvd can: it refuses or
+    /// fails the zone's SOA, or has none for it (it does not forward the zone to srvd).
+    func zoneProblem(_ zone: DNSName, srvd: HostPort) -> DiscoveryProblem? {
+        let what: String
+        do {
+            let m = try client.query(zone, .soa)
+            if m.rcode == .noError, m.answers.contains(where: { $0.type == .soa }) { return nil }
+            what = m.rcode == .noError ? "has no SOA record for it" : "answers \(m.rcode) for its SOA"
+        } catch {
+            what = "cannot be asked (\(error))"
+        }
+        guard (try? DNSClient(server: srvd).query(zone, .soa))?.answers.contains(where: { $0.type == .soa }) == true else { return nil }
+        return DiscoveryProblem(
+            severity: .error, code: "resolver-does-not-serve-zone",
+            message: "the resolver \(client.server) \(what), so it does not serve \(zone), while srvd at \(srvd) does: etcd, which asks the resolver, would find nothing",
+            fix: "make the resolver forward \(zone) to srvd (README: Behind a caching resolver), or pass --dns \(srvd) to check srvd alone")
+    }
+
     /// NOERROR and NXDOMAIN are answers; anything else means the server could not say.
     private func answer(_ name: DNSName, _ type: RRType) throws -> Message {
         let m = try client.query(name, type)
         guard m.rcode == .noError || m.rcode == .nxDomain else {
             throw DiscoveryError("\(client.server) answered \(m.rcode) for \(name) \(type)")
+        }
+        if let ttl = remainingTTL(m, type), m.answers.contains(where: { $0.type == type }) {
+            seen.byKey["\(name.lowercased()) \(type)"] = ttl
         }
         return m
     }

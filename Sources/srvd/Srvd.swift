@@ -109,6 +109,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("tsig-key"), help: ArgumentHelp("TSIG key (hmac-sha256) that transfers must be signed with; repeat for more.", valueName: "name:base64secret"))
     var tsigKeys: [String] = []
 
+    @Option(name: .customLong("member-ttl"), help: ArgumentHelp("TTL of registered members' records when the registration names none (default: the zone's $TTL, at most 30).", valueName: "seconds"))
+    var memberTTL: Int?
+
     @Option(name: .customLong("notify"), help: ArgumentHelp("Secondary to send NOTIFY to after each change and at start; repeat for more.", valueName: "host:port"))
     var notify: [HostPort] = []
 
@@ -129,6 +132,9 @@ struct Serve: AsyncParsableCommand {
         #if !os(Linux)
         guard udpEngine == .nio else { throw ValidationError("--udp-engine recvmmsg needs Linux") }
         #endif
+        if let memberTTL, !(0...Int(Int32.max)).contains(memberTTL) {
+            throw ValidationError("--member-ttl must be between 0 and 2147483647 seconds")
+        }
         guard watchInterval >= 0 else { throw ValidationError("--watch-interval cannot be negative") }
         guard (512...4096).contains(maxUDPPayload) else { throw ValidationError("--max-udp-payload must be between 512 and 4096") }
     }
@@ -186,6 +192,7 @@ struct Serve: AsyncParsableCommand {
         do {
             registry = try Registry(
                 store: store, zoneStore: zoneStore, logger: logger, metrics: metrics,
+                memberTTL: memberTTL.map { UInt32($0) },
                 onZoneChange: { zone in Task { await notifier.notify(zone) } })
         } catch {
             logger.critical("\(error)")

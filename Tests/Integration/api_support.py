@@ -37,7 +37,7 @@ SRVCTL_BIN = os.environ.get("SRVCTL_BIN", str(REPO / ".build" / "debug" / "srvct
 
 ZONE = "lab.example."
 FILE_SERIAL = 2026112101
-ZONE_TTL = 300
+ZONE_TTL = 30
 HOST = "127.0.0.1"
 
 START_TIMEOUT = 30.0
@@ -491,12 +491,31 @@ def openapi_operations(text: str) -> set[tuple[str, str]]:
 # --------------------------------------------------------------------------- srvctl
 
 
-def run_srvctl(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+def run_srvctl(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 60,
+    resolv_conf: str | None = None,
+) -> subprocess.CompletedProcess:
+    """srvctl with ARGS. With `resolv_conf`, srvctl sees that text as /etc/resolv.conf (a
+    private mount namespace with the file bound over it; needs root), so tests choose the
+    resolvers `wait` and `verify` ask without touching the machine's."""
     e = dict(os.environ)
     e.pop("SRVD_TOKEN_FILE", None)
     if env:
         e.update(env)
-    return subprocess.run(
-        [require_binary(SRVCTL_BIN, "srvctl"), *args],
-        capture_output=True, text=True, timeout=timeout, env=e, cwd=cwd, stdin=subprocess.DEVNULL,
-    )
+    cmd = [require_binary(SRVCTL_BIN, "srvctl"), *args]
+    if resolv_conf is not None:
+        import tempfile
+
+        if os.geteuid() != 0:
+            import pytest
+
+            pytest.skip("a private /etc/resolv.conf needs root (unshare --mount)")
+        fd, conf = tempfile.mkstemp(prefix="srvctl-resolv-", suffix=".conf")
+        with os.fdopen(fd, "w") as f:
+            f.write(resolv_conf)
+        cmd = ["unshare", "--mount", "--", "sh", "-c", 'mount --bind "$0" /etc/resolv.conf && exec "$@"', conf, *cmd]
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=e, cwd=cwd, stdin=subprocess.DEVNULL)
+        finally:
+            os.unlink(conf)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=e, cwd=cwd, stdin=subprocess.DEVNULL)

@@ -44,14 +44,14 @@ RECORDS = "/v1/zones/lab.example/records"
 NOFIELD = object()
 
 FILE_RRSETS = {
-    ("lab.example.", "SOA", 300, ("ns1.lab.example. hostmaster.lab.example. 2026112101 3600 900 604800 60",)),
-    ("lab.example.", "NS", 300, ("ns1.lab.example.",)),
-    ("ns1.lab.example.", "A", 300, ("127.0.0.1",)),
-    ("infra0.lab.example.", "A", 300, ("127.0.0.10",)),
-    ("infra1.lab.example.", "A", 300, ("127.0.0.11",)),
-    ("infra2.lab.example.", "A", 300, ("127.0.0.12",)),
-    ("_etcd-server._tcp.lab.example.", "SRV", 300, tuple(f"0 0 2380 infra{i}.lab.example." for i in range(3))),
-    ("_etcd-client._tcp.lab.example.", "SRV", 300, tuple(f"0 0 2379 infra{i}.lab.example." for i in range(3))),
+    ("lab.example.", "SOA", 30, ("ns1.lab.example. hostmaster.lab.example. 2026112101 3600 900 604800 30",)),
+    ("lab.example.", "NS", 30, ("ns1.lab.example.",)),
+    ("ns1.lab.example.", "A", 30, ("127.0.0.1",)),
+    ("infra0.lab.example.", "A", 30, ("127.0.0.10",)),
+    ("infra1.lab.example.", "A", 30, ("127.0.0.11",)),
+    ("infra2.lab.example.", "A", 30, ("127.0.0.12",)),
+    ("_etcd-server._tcp.lab.example.", "SRV", 30, tuple(f"0 0 2380 infra{i}.lab.example." for i in range(3))),
+    ("_etcd-client._tcp.lab.example.", "SRV", 30, tuple(f"0 0 2379 infra{i}.lab.example." for i in range(3))),
 }
 
 
@@ -302,7 +302,7 @@ def test_register_member_is_served_by_the_next_query(srvd):
         "peerPort": 2380,
         "clientPort": 2379,
         "tls": False,
-        "ttl": 300,
+        "ttl": 30,
         "records": body["records"],
         "serial": before + 1,
         "served": True,
@@ -317,7 +317,7 @@ def test_register_member_is_served_by_the_next_query(srvd):
     assert "0 0 2379 infra3.lab.example." in answer_list(client_srv, "SRV")
     # The file's members are still there.
     assert len(answer_list(server_srv, "SRV")) == 4
-    assert answer_ttls(aaaa, "AAAA") == {300}
+    assert answer_ttls(aaaa, "AAAA") == {30}
     assert srvd.serial() == before + 1
 
 

@@ -40,10 +40,16 @@ def srvd(tmp_path):
         server.stop()
 
 
-def ctl(server: SrvdServer, *args: str, json_out: bool = False, **kw) -> subprocess.CompletedProcess:
+# What srvctl sees as /etc/resolv.conf in these tests: no resolver, so `wait` checks srvd
+# alone (the machine's own resolver knows nothing of lab.example). The tests of the
+# resolver views pass their own.
+NO_RESOLVERS = "# no nameserver: srvctl checks srvd itself\n"
+
+
+def ctl(server: SrvdServer, *args: str, json_out: bool = False, resolv_conf: str | None = NO_RESOLVERS, **kw) -> subprocess.CompletedProcess:
     """srvctl with --server and --token-file pointing at `server`."""
     extra = ["--server", server.url, "--token-file", str(server.token_path)]
-    return run_srvctl(*args, *extra, *(["--json"] if json_out else []), **kw)
+    return run_srvctl(*args, *extra, *(["--json"] if json_out else []), resolv_conf=resolv_conf, **kw)
 
 
 def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
@@ -98,7 +104,7 @@ def test_register_human_output(srvd):
 
     # Again with another address: replaced, not duplicated.
     r = ok(ctl(srvd, "register", ZONE_ARG, "infra3", "--address", "127.0.0.23"))
-    assert "infra3.lab.example. 300 IN A 127.0.0.23" in r.stdout
+    assert "infra3.lab.example. 30 IN A 127.0.0.23" in r.stdout
     assert answer_set(srvd.query("infra3.lab.example.", "A"), "A") == {"127.0.0.23"}
     peers = answer_list(srvd.query("_etcd-server._tcp.lab.example.", "SRV", tcp=True), "SRV")
     assert peers.count("0 0 2380 infra3.lab.example.") == 1, peers
@@ -249,7 +255,8 @@ def test_wait_succeeds_when_members_resolve(srvd):
 
 def test_wait_returns_once_the_last_member_registers(srvd):
     proc = subprocess.Popen(
-        [SRVCTL_BIN, "wait", ZONE_ARG, "--members", "3", "--timeout", "30s", "--server", srvd.url, "--token-file", str(srvd.token_path)],
+        [SRVCTL_BIN, "wait", ZONE_ARG, "--members", "3", "--timeout", "30s", "--server", srvd.url, "--token-file", str(srvd.token_path),
+         "--dns", f"127.0.0.1:{srvd.dns_port}"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
     )
     try:
@@ -308,6 +315,84 @@ def test_wait_uses_the_dns_address_srvd_reports(srvd):
     srvd.ok(srvd.put_member("infra3", {"addresses": ["127.0.0.13"]}), 201)
     r = ok(ctl(srvd, "wait", ZONE_ARG, "--members", "1", "--timeout", "20s"))
     assert f"127.0.0.1:{srvd.dns_port}" in r.stdout, r.stdout
+
+
+@pytest.fixture
+def other_zone_server(tmp_path):
+    """A second srvd on 127.0.0.78:53 that serves only other.example: as a resolver in
+    /etc/resolv.conf it answers REFUSED for lab.example, as one that does not forward the
+    zone would."""
+    zones = tmp_path / "other-zones"
+    zones.mkdir()
+    (zones / "other.example.zone").write_text("$TTL 30\n@ SOA ns hostmaster 1 3600 900 604800 30\n@ NS ns\nns A 127.0.0.78\n")
+    server = SrvdServer(tmp_path / "other", zones_dir=zones, dns_listen="127.0.0.78:53")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_wait_checks_every_resolver_of_resolv_conf_too(srvd, other_zone_server):
+    """Ready means ready through the resolvers etcd asks, not only srvd: a resolver that does
+    not serve the zone keeps `wait` from returning, and the error names both servers."""
+    srvd.ok(srvd.put_member("infra3", {"addresses": ["127.0.0.13"]}), 201)
+    r = ctl(srvd, "wait", ZONE_ARG, "--members", "1", "--timeout", "1s", resolv_conf="nameserver 127.0.0.78\n")
+    assert r.returncode != 0, r.stdout
+    assert "resolver 127.0.0.78:53 (from /etc/resolv.conf) answers REFUSED" in r.stderr, r.stderr
+    assert f"while srvd at 127.0.0.1:{srvd.dns_port} does" in r.stderr and f"--dns 127.0.0.1:{srvd.dns_port}" in r.stderr, r.stderr
+    # A resolver where nothing listens: said plainly, not as a timeout of the query.
+    r = ctl(srvd, "wait", ZONE_ARG, "--members", "1", "--timeout", "1s", resolv_conf="nameserver 127.0.0.79\n")
+    assert r.returncode != 0 and "refused the query: nothing listens on UDP port 53" in r.stderr, r.stderr
+    # --dns checks that one server alone, whatever resolv.conf says.
+    ok(ctl(srvd, "wait", ZONE_ARG, "--members", "1", "--timeout", "20s", "--dns", f"127.0.0.1:{srvd.dns_port}", resolv_conf="nameserver 127.0.0.78\n"))
+
+
+def test_verify_names_a_resolver_that_does_not_serve_the_zone(srvd, other_zone_server):
+    srvd.ok(srvd.put_member("infra3", {"addresses": ["127.0.0.13"]}), 201)
+    r = ctl(srvd, "verify", ZONE_ARG, resolv_conf="nameserver 127.0.0.78\n")
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert f"srvd at 127.0.0.1:{srvd.dns_port}:" in r.stdout and "ok: etcd would bootstrap" in r.stdout, r.stdout
+    assert "resolver 127.0.0.78:53 (from /etc/resolv.conf):" in r.stdout, r.stdout
+    assert "error [resolver-does-not-serve-zone]" in r.stdout and f"--dns 127.0.0.1:{srvd.dns_port}" in r.stdout, r.stdout
+    r = ctl(srvd, "verify", ZONE_ARG, json_out=True, resolv_conf="nameserver 127.0.0.78\n")
+    report = json.loads(r.stdout)
+    assert report["ok"] is False
+    assert [(v["role"], v["report"]["ok"]) for v in report["views"]] == [("srvd", True), ("resolver", False)], report
+    assert [p["code"] for p in report["views"][1]["report"]["problems"]] == ["resolver-does-not-serve-zone"]
+
+
+def test_verify_warns_about_long_ttls(tmp_path):
+    zones = tmp_path / "zones"
+    zones.mkdir()
+    (zones / "lab.example.zone").write_text(
+        "$TTL 300\n@ SOA ns1 hostmaster 1 3600 900 604800 300\n@ NS ns1\nns1 A 127.0.0.1\n")
+    server = SrvdServer(tmp_path, zones_dir=zones).start()
+    try:
+        server.ok(server.put_member("infra3", {"addresses": ["127.0.0.13"], "ttl": 300}), 201)
+        r = ctl(server, "verify", ZONE_ARG, "--dns", f"127.0.0.1:{server.dns_port}", json_out=True, resolv_conf=None)
+        codes = {p["code"]: p for p in json.loads(r.stdout)["problems"]}
+        assert "long-ttl" in codes and "300 s" in codes["long-ttl"]["message"], codes
+        assert "long-negative-ttl" in codes and "300 s" in codes["long-negative-ttl"]["message"], codes
+        # The default member TTL is min($TTL, 30): no warning for records, only for the SOA.
+        server.ok(server.put_member("infra3", {"addresses": ["127.0.0.13"]}), 200)
+        assert server.ok(server.get("/v1/zones/lab.example/members/infra3"), 200)["ttl"] == 30
+        r = ctl(server, "verify", ZONE_ARG, "--dns", f"127.0.0.1:{server.dns_port}", json_out=True, resolv_conf=None)
+        codes = {p["code"] for p in json.loads(r.stdout)["problems"]}
+        assert "long-ttl" not in codes and "long-negative-ttl" in codes
+    finally:
+        server.stop()
+
+
+def test_member_ttl_option_sets_the_default(tmp_path):
+    server = SrvdServer(tmp_path, extra_args=["--member-ttl", "7"]).start()
+    try:
+        assert server.ok(server.put_member("infra3", {"addresses": ["127.0.0.13"]}), 201)["ttl"] == 7
+        assert server.ok(server.put_member("infra4", {"addresses": ["127.0.0.14"], "ttl": 90}), 201)["ttl"] == 90
+        (a,) = server.query("infra3.lab.example.", "A").answer
+        assert a.ttl == 7
+    finally:
+        server.stop()
 
 
 def test_wait_after_restart_sees_persisted_members(srvd):

@@ -88,7 +88,7 @@ def start_srvd(procs: list, workdir: Path, zone_text: str | None = None, **optio
     return s.start()
 
 
-def member_records(name: str, address: str, ttl: int = 300) -> set[Record]:
+def member_records(name: str, address: str, ttl: int = 30) -> set[Record]:
     """What `srvctl register lab.example NAME --address ADDRESS` publishes."""
     target = f"{name}.{ZONE}"
     return {
@@ -476,7 +476,7 @@ def test_ixfr_increments_and_fallbacks(tmp_path: Path, procs: list) -> None:
     x = ixfr(104)
     (old, deleted, new, added), = x.diffs()
     assert (old, new) == (104, 105)
-    assert (f"b.{ZONE}", 300, "A", "10.0.0.2") in deleted and (f"b.{ZONE}", 300, "A", "10.0.0.22") in added, x.describe()
+    assert (f"b.{ZONE}", 30, "A", "10.0.0.2") in deleted and (f"b.{ZONE}", 30, "A", "10.0.0.22") in added, x.describe()
     assert apply_diffs(zones[104], x) == zones[105]
     assert apply_diffs(zones[100], ixfr(100)) == zones[105]
 

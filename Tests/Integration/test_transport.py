@@ -39,7 +39,7 @@ SERVICES = {
     "_etcd-client._tcp": 2379,
 }
 INFRA = {"infra0": "127.0.0.10", "infra1": "127.0.0.11", "infra2": "127.0.0.12"}
-SOA = "ns1.lab.example. hostmaster.lab.example. 2026112101 3600 900 604800 60"
+SOA = "ns1.lab.example. hostmaster.lab.example. 2026112101 3600 900 604800 30"
 BIG_SRV = "_etcd-server._tcp.big.example."
 
 
@@ -71,11 +71,11 @@ def test_srv_answer_with_target_addresses(lab_srvd, service: str, client: str, m
     assert answer.transport == ("TCP" if mode == "tcp" else "UDP")
     assert answer.edns_payload == (1232 if mode == "edns" else None), answer.text
     assert answer.records("ANSWER") == {
-        (f"{service}.{LAB}", 300, "SRV", f"0 0 {port} {host}.{LAB}") for host in INFRA
+        (f"{service}.{LAB}", 30, "SRV", f"0 0 {port} {host}.{LAB}") for host in INFRA
     }
-    assert answer.records("AUTHORITY") == {(LAB, 300, "NS", f"ns1.{LAB}")}
+    assert answer.records("AUTHORITY") == {(LAB, 30, "NS", f"ns1.{LAB}")}
     additional = {r for r in answer.records("ADDITIONAL") if r[2] in ("A", "AAAA")}
-    assert {(f"{host}.{LAB}", 300, "A", addr) for host, addr in INFRA.items()} <= additional
+    assert {(f"{host}.{LAB}", 30, "A", addr) for host, addr in INFRA.items()} <= additional
 
 
 @pytest.mark.parametrize("tcp", [False, True], ids=["udp", "tcp"])
@@ -409,12 +409,12 @@ def test_refused_carries_ede_20_with_edns(lab_srvd):
 )
 @pytest.mark.parametrize("tcp", [False, True], ids=["udp", "tcp"])
 def test_negative_answers_carry_soa_with_minimum_ttl(lab_srvd, qname: str, rdtype: str, rcode: int, tcp: bool):
-    """RFC 2308 §3: the SOA in a negative answer has TTL min(SOA TTL 300, minimum 60)."""
+    """RFC 2308 §3: the SOA in a negative answer has TTL min(SOA TTL, minimum), 30 here."""
     r = query(lab_srvd.port, qname, rdtype, tcp=tcp)
     assert r.rcode() == rcode
     assert r.flags & dns.flags.AA
     assert not r.answer
     (soa,) = r.authority
     assert soa.rdtype == dns.rdatatype.SOA and soa.name.to_text() == LAB
-    assert soa.ttl == 60
+    assert soa.ttl == 30
     assert soa[0].to_text() == SOA
