@@ -242,10 +242,20 @@ public struct ListenError: Error, CustomStringConvertible {
 
     var isAddressInUse: Bool { (underlying as? IOError)?.errnoCode == EADDRINUSE }
 
+    /// One sentence with what to do, without NIO's call names: the errno says it.
     public var description: String {
-        var why = "\(underlying)"
-        if let io = underlying as? IOError { why = io.description }
-        return "cannot listen on \(transport.rawValue) \(address): \(why)"
+        let what = "cannot listen on \(transport.rawValue) \(address)"
+        guard let io = underlying as? IOError else { return "\(what): \(underlying)" }
+        switch io.errnoCode {
+        case EADDRINUSE:
+            return "\(what): the address is in use; another DNS server (or another srvd) is listening there: stop it or pass another --dns"
+        case EACCES:
+            return "\(what): permission denied; ports below 1024 need root or CAP_NET_BIND_SERVICE (or pass --dns with a port above 1023)"
+        case EADDRNOTAVAIL:
+            return "\(what): no interface of this machine has the address \(address.host); pass an address it has"
+        default:
+            return "\(what): \(String(cString: strerror(io.errnoCode)))"
+        }
     }
 }
 

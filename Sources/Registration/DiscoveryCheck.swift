@@ -95,8 +95,11 @@ public struct DiscoveryCheck {
     public var peerURL: String?
     /// etcd 3.4 exits when `_etcd-server-ssl` is missing (etcd issue 11321).
     public var etcdVersion: String = "3.5"
+    /// How many peers the cluster should have (`--members`): fewer is an error.
+    public var expectedMembers: Int?
 
-    public init(domain: DNSName, service: String? = nil, name: String? = nil, peerURL: String? = nil, etcdVersion: String = "3.5") {
+    public init(domain: DNSName, service: String? = nil, name: String? = nil, peerURL: String? = nil, etcdVersion: String = "3.5", expectedMembers: Int? = nil) {
+        self.expectedMembers = expectedMembers
         self.domain = domain
         self.service = service
         self.name = name
@@ -168,6 +171,8 @@ public struct DiscoveryCheck {
         var cluster: [String] = []
         var tempName = 0
         var foundSelf = false
+        // The member's own address and port were found, under the other scheme.
+        var foundSelfWithOtherScheme = false
         for (scheme, label) in kinds {
             // Duplicates within one set; the same peer in both sets is "mixed-schemes".
             var seenEndpoints: [String: String] = [:]
@@ -203,6 +208,7 @@ public struct DiscoveryCheck {
                 var n = ""
                 if let own, own.address == first, own.url.port == Int(srv.port) {
                     if own.url.scheme != scheme {
+                        foundSelfWithOtherScheme = true
                         problem(.error, "scheme-mismatch", "\(ownerName) is for \(scheme) peers but the peer URL \(peerURL!) uses \(own.url.scheme)", scheme == "https" ? "use https:// peer URLs with TLS records" : "use http:// peer URLs, or register with --tls for https")
                         continue
                     }
@@ -230,7 +236,10 @@ public struct DiscoveryCheck {
             let severity: DiscoveryProblem.Severity = etcdVersion.hasPrefix("3.4") ? .error : .warning
             problem(severity, "etcd34-needs-ssl-records", "etcd 3.4 exits when \(owner(kinds[0].1)) is missing, even with \(plain!.owner) present (etcd issue 11321)", "run etcd 3.5 or later, or use TLS: register the members with --tls")
         }
-        if let name, peerURL != nil, own != nil, !foundSelf, ssl != nil || plain != nil {
+        if let expectedMembers, cluster.count < expectedMembers, ssl != nil || plain != nil {
+            problem(.error, "too-few-members", "only \(cluster.count) of \(expectedMembers) peers resolve: etcd would start a cluster of \(cluster.count)", "register the missing members and wait for them (srvctl wait --members \(expectedMembers))")
+        }
+        if let name, peerURL != nil, own != nil, !foundSelf, !foundSelfWithOtherScheme, ssl != nil || plain != nil {
             problem(.error, "local-member-not-found", "cannot find local etcd member \(name) in the SRV records: its peer URL \(peerURL!) resolves to \(Self.hostPort(own!.address, own!.url.port)), which no SRV target does", "register this member (srvctl register) with that address and peer port, or fix --initial-advertise-peer-urls")
         }
 

@@ -97,13 +97,14 @@ public struct Member: Sendable, Equatable {
         return name
     }
 
-    /// Validates a spec for `name` in `zone`. `defaultTTL` is the zone's default TTL.
-    /// `requireHostName` is off only for members read back from the store: one stored
-    /// before the host-name rule is kept (and parked) rather than lost.
-    public init(zone: DNSName, name nameText: String, spec: MemberSpec, defaultTTL: UInt32, requireHostName: Bool = true) throws(FieldError) {
+    /// Validates a spec for `name` in `zone`. `defaultTTL` is the TTL when the spec names
+    /// none. `strict` is off only for members read back from the store: one stored before
+    /// a rule was added (a host name, a unicast address) is kept rather than lost; the
+    /// host-name rule then parks it.
+    public init(zone: DNSName, name nameText: String, spec: MemberSpec, defaultTTL: UInt32, strict: Bool = true) throws(FieldError) {
         self.zone = zone
         self.name = try Self.memberName(nameText, zone: zone)
-        if requireHostName, let problem = OverlayRules.hostNameProblem(name, zone: zone) {
+        if strict, let problem = OverlayRules.hostNameProblem(name, zone: zone) {
             throw FieldError(problem, field: "name")
         }
         guard let addresses = spec.addresses, !addresses.isEmpty else {
@@ -113,8 +114,14 @@ public struct Member: Sendable, Equatable {
         var v6: [IPv6Address] = []
         for (i, a) in addresses.enumerated() {
             if let ip = IPv4Address(a) {
+                if strict, let why = Self.notUnicast(ip) {
+                    throw FieldError("\"\(a)\" is not an address a peer can dial (\(why))", field: "addresses[\(i)]")
+                }
                 if !v4.contains(ip) { v4.append(ip) }
             } else if let ip = IPv6Address(a) {
+                if strict, let why = Self.notUnicast(ip) {
+                    throw FieldError("\"\(a)\" is not an address a peer can dial (\(why))", field: "addresses[\(i)]")
+                }
                 if !v6.contains(ip) { v6.append(ip) }
             } else {
                 throw FieldError("\"\(a)\" is not an IPv4 or IPv6 address", field: "addresses[\(i)]")
@@ -145,6 +152,25 @@ public struct Member: Sendable, Equatable {
         }
         serverOwner = Self.serverOwner(zone: zone, tls: tls, service: service)
         clientOwner = Self.clientOwner(zone: zone, tls: tls, service: service)
+    }
+
+    /// Why an IPv4 address is no unicast destination: the unspecified address (RFC 1122
+    /// §3.2.1.3, "this host"), multicast (RFC 5771) or the limited broadcast (RFC 919).
+    static func notUnicast(_ ip: IPv4Address) -> String? {
+        let b = ip.bytes
+        if ip.array == [0, 0, 0, 0] { return "the unspecified address; give the member's own address" }
+        if b.0 >= 224, b.0 <= 239 { return "a multicast address" }
+        if ip.array == [255, 255, 255, 255] { return "the broadcast address" }
+        if b.0 == 0 { return "an address of \"this network\" (0.0.0.0/8)" }
+        return nil
+    }
+
+    /// The same for IPv6: the unspecified `::` (RFC 4291 §2.5.2) and multicast `ff00::/8`
+    /// (RFC 4291 §2.7).
+    static func notUnicast(_ ip: IPv6Address) -> String? {
+        if ip.array.allSatisfy({ $0 == 0 }) { return "the unspecified address; give the member's own address" }
+        if ip.array[0] == 0xFF { return "a multicast address" }
+        return nil
     }
 
     private static func port(_ p: Int, field: String) throws(FieldError) -> UInt16 {

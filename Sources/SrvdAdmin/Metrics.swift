@@ -24,9 +24,9 @@ public final class SrvdMetrics: Sendable {
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
-        rateLimitDropped = registry.makeCounter(name: "srvd_rrl_dropped_total", help: "UDP responses response rate limiting dropped.")
-        rateLimitSlipped = registry.makeCounter(name: "srvd_rrl_slipped_total", help: "UDP responses response rate limiting sent truncated instead.")
-        reloadFailures = registry.makeCounter(name: "srvd_zone_reload_failures_total", help: "Zone loads that were rejected and kept the previous data.")
+        rateLimitDropped = registry.makeCounter(descriptor: Self.metric("srvd_rrl_dropped_total", "UDP responses response rate limiting dropped."))
+        rateLimitSlipped = registry.makeCounter(descriptor: Self.metric("srvd_rrl_slipped_total", "UDP responses response rate limiting sent truncated instead."))
+        reloadFailures = registry.makeCounter(descriptor: Self.metric("srvd_zone_reload_failures_total", "Zone loads that were rejected and kept the previous data."))
     }
 
     /// Types with a label of their own; everything else counts as "other" so a scanner
@@ -45,10 +45,7 @@ public final class SrvdMetrics: Sendable {
                 if let c = counters[key] {
                     counter = c
                 } else {
-                    counter = registry.makeCounter(
-                        name: "srvd_dns_queries_total",
-                        labels: [("transport", transport.rawValue), ("rcode", t.rcode.description), ("qtype", qtype)],
-                        help: "DNS responses sent, by transport, response code and question type.")
+                    counter = registry.makeCounter(descriptor: Self.metric("srvd_dns_queries_total", "DNS responses sent, by transport, response code and question type."), labels: [("transport", transport.rawValue), ("rcode", t.rcode.description), ("qtype", qtype)])
                     counters[key] = counter
                 }
                 counter.increment(by: Int64(t.count))
@@ -57,7 +54,7 @@ public final class SrvdMetrics: Sendable {
     }
 
     public func registration(_ result: String) {
-        registry.makeCounter(name: "srvd_registrations_total", labels: [("result", result)], help: "Member registrations accepted, by result (created, replaced, deleted).").increment()
+        registry.makeCounter(descriptor: Self.metric("srvd_registrations_total", "Member registrations accepted, by result (created, replaced, deleted)."), labels: [("result", result)]).increment()
     }
 
     public func reloadFailed() {
@@ -66,16 +63,19 @@ public final class SrvdMetrics: Sendable {
 
     /// Stored items that conflict with their zone file and are not served.
     public func conflicts(zone: DNSName, count: Int) {
-        registry.makeGauge(
-            name: "srvd_zone_conflicts", labels: [("zone", zone.description)],
-            help: "Stored members and RRsets not served because they conflict with the zone file."
-        ).set(Double(count))
+        registry.makeGauge(descriptor: Self.metric("srvd_zone_conflicts", "Stored members and RRsets not served because they conflict with the zone file."), labels: [("zone", zone.description)]).set(Double(count))
     }
 
     public func zoneServed(_ zone: Zone) {
         let labels = [("zone", zone.origin.description)]
-        registry.makeGauge(name: "srvd_zone_serial", labels: labels, help: "SOA serial of each served zone.").set(Double(zone.serial))
-        registry.makeGauge(name: "srvd_zone_records", labels: labels, help: "Records served in each zone.").set(Double(zone.recordCount))
+        registry.makeGauge(descriptor: Self.metric("srvd_zone_serial", "SOA serial of each served zone."), labels: labels).set(Double(zone.serial))
+        registry.makeGauge(descriptor: Self.metric("srvd_zone_records", "Records served in each zone."), labels: labels).set(Double(zone.recordCount))
+    }
+
+    /// A metric named in full (`srvd_zone_serial`): the descriptor joins its parts with
+    /// underscores and leaves empty ones out.
+    static func metric(_ name: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
     }
 
     /// The Prometheus text exposition format.

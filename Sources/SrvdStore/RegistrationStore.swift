@@ -213,7 +213,7 @@ public final class RegistrationStore: Sendable {
                     let zone = try Self.name(row["zone"])
                     let specText: String = row["spec"]
                     let spec = try JSONDecoder().decode(MemberSpec.self, from: Data(specText.utf8))
-                    let member = try Member(zone: zone, name: row["name"], spec: spec, defaultTTL: 0, requireHostName: false)
+                    let member = try Member(zone: zone, name: row["name"], spec: spec, defaultTTL: 0, strict: false)
                     out[zone, default: ZoneOverlay()].setMember(member)
                 }
                 for row in try Row.fetchAll(db, sql: "SELECT zone, owner, type, ttl, rdata FROM rrsets") {

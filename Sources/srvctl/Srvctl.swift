@@ -20,7 +20,7 @@ struct Srvctl: AsyncParsableCommand {
               srvctl wait lab.example --members 3
             """,
         version: "0.1.0",
-        subcommands: [Register.self, Deregister.self, Members.self, Records.self, Wait.self, Verify.self]
+        subcommands: [Status.self, Register.self, Deregister.self, Members.self, Records.self, Wait.self, Verify.self]
     )
 }
 
@@ -73,8 +73,8 @@ struct Register: AsyncParsableCommand {
 
     @OptionGroup var api: APIOptions
     @Argument(help: "The zone, e.g. lab.example.") var zone: String
-    @Argument(help: "The member's name in the zone, e.g. infra0.") var name: String
-    @Option(name: .customLong("address"), parsing: .upToNextOption, help: "IPv4 or IPv6 address; repeat or list several.")
+    @Argument(help: "The member's name in the zone, e.g. infra0.") var name: String?
+    @Option(name: .customLong("address"), parsing: .upToNextOption, help: "IPv4 or IPv6 address; repeat, list several, or separate with commas.")
     var addresses: [String] = []
     @Option(name: .customLong("peer-port")) var peerPort: Int = Member.defaultPeerPort
     @Option(name: .customLong("client-port")) var clientPort: Int = Member.defaultClientPort
@@ -82,11 +82,26 @@ struct Register: AsyncParsableCommand {
     @Option(help: "Cluster name for etcd's --discovery-srv-name.") var service: String?
     @Option(help: "TTL of the records (default: the zone's).") var ttl: Int?
 
+    /// The name and the addresses as meant: `register ZONE --address IP NAME` puts the name
+    /// after the addresses, where `--address` (which takes several) would swallow it; a
+    /// last value that is no address is the name.
+    func resolved() throws -> (name: String, addresses: [String]) {
+        var list = addresses.flatMap { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }.filter { !$0.isEmpty }
+        var member = name
+        if member == nil, let last = list.last, IPv4Address(last) == nil, IPv6Address(last) == nil {
+            member = list.removeLast()
+        }
+        guard let member else { throw ValidationError("give the member's name: srvctl register ZONE NAME --address IP") }
+        guard !list.isEmpty else { throw ValidationError("give at least one --address") }
+        return (member, list)
+    }
+
     func validate() throws {
-        guard !addresses.isEmpty else { throw ValidationError("give at least one --address") }
+        _ = try resolved()
     }
 
     func run() async throws {
+        let (name, addresses) = try resolved()
         let spec = MemberSpec(addresses: addresses, peerPort: peerPort, clientPort: clientPort, tls: tls, service: service, ttl: ttl)
         let (body, status) = try await api.client().send(.PUT, "/v1/zones/\(escape(zone))/members/\(escape(name))", body: spec)
         if api.json { return printRaw(body) }
@@ -293,6 +308,21 @@ func decodeBody<T: Decodable>(_ type: T.Type, _ body: [UInt8]) throws -> T {
 
 /// The admin API over HTTP/1.1.
 struct APIClient {
+    /// What to say when the API cannot be reached, without the HTTP client's internals.
+    static func unreachable(_ base: String, _ error: any Error) -> String {
+        let text = "\(error)"
+        if text.contains("Connection refused") || text.contains("errno: 111") {
+            return "nothing accepts connections at \(base): is srvd running, with its admin API there (srvd --admin HOST:PORT)? Pass --server if it listens elsewhere"
+        }
+        if text.lowercased().contains("timeout") || text.contains("timed out") {
+            return "srvd at \(base) did not answer in time: is the address right, and is srvd running?"
+        }
+        if text.contains("handshake") || text.contains("certificate") || text.contains("SSL") || text.contains("TLS") {
+            return "cannot talk TLS to srvd at \(base) (\(text)); for a private CA pass --ca-file"
+        }
+        return "cannot reach srvd at \(base): \(text)"
+    }
+
     var base: String
     var token: String
     /// Certificates to trust instead of the system's, for https.
@@ -326,7 +356,7 @@ struct APIClient {
             bytes = Array(try await response.body.collect(upTo: 64 << 20).readableBytesView)
         } catch {
             try? await client.shutdown()
-            throw CLIError("cannot reach srvd at \(base): \(error)")
+            throw CLIError(Self.unreachable(base, error))
         }
         try? await client.shutdown()
         let status = Int(response.status.code)

@@ -23,6 +23,7 @@ struct Verify: AsyncParsableCommand {
     @Option(help: "The member's --name, to check it finds itself (needs --peer-url).") var name: String?
     @Option(name: .customLong("peer-url"), help: "The member's --initial-advertise-peer-urls.") var peerURL: String?
     @Option(name: .customLong("etcd-version"), help: "etcd version the members run (3.4 fails without -ssl records).") var etcdVersion: String = "3.5"
+    @Option(help: "Fail unless this many peers resolve.") var members: Int?
     @Option(help: "srvd's admin API, to find its DNS listener.") var server: String = "http://127.0.0.1:8053"
     @Option(name: .customLong("token-file"), help: "File with the API token (default: $SRVD_TOKEN_FILE, else data/admin.token).")
     var tokenFile: String?
@@ -31,6 +32,7 @@ struct Verify: AsyncParsableCommand {
     func validate() throws {
         guard (name == nil) == (peerURL == nil) else { throw ValidationError("--name and --peer-url go together") }
         guard etcdVersion.hasPrefix("3.") else { throw ValidationError("--etcd-version takes 3.4, 3.5 and so on") }
+        if let members, members < 1 { throw ValidationError("--members must be at least 1") }
     }
 
     func run() async throws {
@@ -54,10 +56,11 @@ struct Verify: AsyncParsableCommand {
                 continue
             }
             do {
-                let report = try DiscoveryCheck(domain: zone, service: service, name: name, peerURL: peerURL, etcdVersion: etcdVersion).run(resolver)
+                let report = try DiscoveryCheck(domain: zone, service: service, name: name, peerURL: peerURL, etcdVersion: etcdVersion, expectedMembers: members).run(resolver)
                 reports.append((view, report))
             } catch {
-                throw CLIError("\(view): \(error)")
+                let text = "\(error)"
+                throw CLIError(text.contains(view.server.description) ? text : "\(view): \(text)")
             }
         }
         if json {
@@ -173,7 +176,10 @@ struct DNSResolver: DiscoveryResolver {
     private func answer(_ name: DNSName, _ type: RRType) throws -> Message {
         let m = try client.query(name, type)
         guard m.rcode == .noError || m.rcode == .nxDomain else {
-            throw DiscoveryError("\(client.server) answered \(m.rcode) for \(name) \(type)")
+            if m.rcode == .refused {
+                throw DiscoveryError("the DNS server \(client.server) does not serve \(name) (REFUSED): check the spelling of the domain, or ask a server that serves it with --dns")
+            }
+            throw DiscoveryError("the DNS server \(client.server) answered \(m.rcode) for \(name) \(type): it could not say whether the records exist; try again or check that server's log")
         }
         if let ttl = remainingTTL(m, type), m.answers.contains(where: { $0.type == type }) {
             seen.byKey["\(name.lowercased()) \(type)"] = ttl

@@ -272,7 +272,27 @@ struct Serve: AsyncParsableCommand {
                 services: [.init(service: server), .init(service: reloads), .init(service: api), .init(service: SystemdService(notifier: systemd))],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
-        try await group.run()
+        do {
+            try await group.run()
+        } catch {
+            // One sentence with what to do, not the library's call names.
+            logger.critical("\(Self.startFailure(error, admin: admin))")
+            throw ExitCode(71)  // EX_OSERR
+        }
+    }
+
+    static func startFailure(_ error: any Error, admin: HostPort) -> String {
+        if let listen = error as? ListenError { return listen.description }
+        let text = "\(error)"
+        let errno = (error as? IOError)?.errnoCode
+        if errno == EADDRINUSE || text.contains("Address already in use") {
+            return "cannot listen for the admin API on \(admin): the address is in use; another srvd (a second `make run`?) is running: stop it or pass another --admin"
+        }
+        if errno == EACCES || text.contains("Permission denied") {
+            return "cannot listen for the admin API on \(admin): permission denied; use a port above 1023 or run with CAP_NET_BIND_SERVICE"
+        }
+        if let errno { return "cannot listen for the admin API on \(admin): \(String(cString: strerror(errno)))" }
+        return "srvd stopped: \(text)"
     }
 }
 
