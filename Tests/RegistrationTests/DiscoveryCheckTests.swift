@@ -127,6 +127,37 @@ func codes(_ report: DiscoveryReport) -> [String] { report.problems.map(\.code) 
         #expect(!report.ok)
     }
 
+    /// Regression: only the scheme differs, so the address is not to blame.
+    @Test func aSchemeMismatchDoesNotBlameTheAddress() throws {
+        let report = try check(.lab, name: "infra0", peerURL: "https://infra0.lab.example:2380")
+        #expect(codes(report).contains("scheme-mismatch"))
+        #expect(!codes(report).contains("local-member-not-found"))
+    }
+
+    @Test func fewerPeersThanExpectedFails() throws {
+        let report = try DiscoveryCheck(domain: labDomain, expectedMembers: 4).run(TableResolver.lab)
+        #expect(codes(report).contains("too-few-members"))
+        #expect(!report.ok)
+        #expect(try DiscoveryCheck(domain: labDomain, expectedMembers: 3).run(TableResolver.lab).ok)
+    }
+
+    @Test func longTTLsAreWarnedAbout() throws {
+        struct Timed: DiscoveryResolver {
+            var table = TableResolver.lab
+            var recordTTL: UInt32
+            var negative: UInt32
+            func srv(_ name: DNSName) throws -> SRVLookup { try table.srv(name) }
+            func addresses(_ name: DNSName) throws -> [String] { try table.addresses(name) }
+            func ttl(_ name: DNSName, _ type: RRType) -> UInt32? { recordTTL }
+            func negativeTTL(_ zone: DNSName) -> UInt32? { negative }
+        }
+        let long = try DiscoveryCheck(domain: labDomain).run(Timed(recordTTL: 300, negative: 3600))
+        #expect(codes(long).contains("long-ttl") && codes(long).contains("long-negative-ttl"))
+        #expect(long.ok, "long TTLs are a warning, not a failure")
+        let short = try DiscoveryCheck(domain: labDomain).run(Timed(recordTTL: 30, negative: 30))
+        #expect(!codes(short).contains("long-ttl") && !codes(short).contains("long-negative-ttl"))
+    }
+
     @Test func noRecordsAtAll() throws {
         let report = try check(TableResolver())
         #expect(!report.ok)

@@ -89,3 +89,18 @@ let lab = n("lab.example.")
         #expect(Serial.next(41) == 42)
     }
 }
+
+@Suite struct MemberAddressTests {
+    @Test(arguments: ["0.0.0.0", "0.1.2.3", "224.0.0.1", "239.255.255.250", "255.255.255.255", "::", "ff02::1"])
+    func addressesNoPeerCanDialAreRefused(_ address: String) {
+        #expect(throws: FieldError.self) {
+            try Member(zone: try DNSName("lab.example."), name: "m", spec: MemberSpec(addresses: [address]), defaultTTL: 30)
+        }
+    }
+
+    /// What was stored before the rule stays readable (and is served as it was).
+    @Test func theStoreReadsThemBack() throws {
+        let m = try Member(zone: try DNSName("lab.example."), name: "m", spec: MemberSpec(addresses: ["0.0.0.0"]), defaultTTL: 30, strict: false)
+        #expect(m.ipv4.map(\.description) == ["0.0.0.0"])
+    }
+}
