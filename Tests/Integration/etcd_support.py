@@ -274,12 +274,19 @@ class Netns:
 @dataclass
 class Lab:
     """srvd serving lab.example inside `ns` on 127.0.0.1:53, admin API on 127.0.0.1:8053,
-    plus every log file of the test (for failure messages)."""
+    plus every log file of the test (for failure messages).
+
+    Optional: `dns_addr` to serve DNS elsewhere (test_resolver.py puts srvd on
+    127.0.0.1:1053 and a caching resolver on 127.0.0.1:53), `zone_text` instead of
+    ZONE_TEXT, and `serve_args`, more `srvd serve` options (--member-ttl 300, say)."""
 
     ns: Netns
     workdir: Path
     logs: dict[str, Path] = field(default_factory=dict)
     srvd: subprocess.Popen | None = None
+    dns_addr: str = DNS_ADDR
+    zone_text: str = ZONE_TEXT
+    serve_args: tuple[str, ...] = ()
 
     @property
     def data(self) -> Path:
@@ -292,11 +299,11 @@ class Lab:
     def start_srvd(self) -> "Lab":
         zones = self.workdir / "zones"
         zones.mkdir(parents=True, exist_ok=True)
-        (zones / f"{ZONE}.zone").write_text(ZONE_TEXT)
+        (zones / f"{ZONE}.zone").write_text(self.zone_text)
         log = self.log_file("srvd")
         self.srvd = self.ns.spawn(
             [SRVD_BIN, "serve", "--zones", str(zones), "--data-dir", str(self.data),
-             "--dns", DNS_ADDR, "--admin", "127.0.0.1:8053", "--watch-interval", "0"],
+             "--dns", self.dns_addr, "--admin", "127.0.0.1:8053", "--watch-interval", "0", *self.serve_args],
             log,
             label="srvd",
         )
@@ -307,7 +314,7 @@ class Lab:
             text = log.read_text(errors="replace")
             return text.count("serving DNS") >= 2 and "serving the admin API" in text and self.token_file.exists()
 
-        poll(ready, START_TIMEOUT, lambda: f"srvd to serve DNS on {DNS_ADDR} and the admin API:\n{tail(log, 50)}", 0.05)
+        poll(ready, START_TIMEOUT, lambda: f"srvd to serve DNS on {self.dns_addr} and the admin API:\n{tail(log, 50)}", 0.05)
         return self
 
     def log_file(self, label: str) -> Path:
