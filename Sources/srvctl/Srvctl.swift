@@ -141,6 +141,9 @@ struct Members: AsyncParsableCommand {
         }
         printTable(rows)
         print("\(list.members.count) member(s) in \(list.zone), serial \(list.serial)")
+        for m in list.members where !m.served {
+            print("not served: \(m.name): \(m.conflict ?? "conflicts with the zone file"); fix the zone file, or deregister it")
+        }
     }
 }
 
@@ -154,9 +157,27 @@ struct Records: AsyncParsableCommand {
         let (body, _) = try await api.client().send(.GET, "/v1/zones/\(escape(zone))/records")
         if api.json { return printRaw(body) }
         let list = try decodeBody(RecordsBody.self, body)
+        // An SRV RRset that members publish into may hold the file's own records as well:
+        // each record is labelled by who put it there.
+        let (membersBody, _) = try await api.client().send(.GET, "/v1/zones/\(escape(zone))/members")
+        let members = try decodeBody(MembersBody.self, membersBody)
+        var fromMembers = Set<String>()
+        for m in members.members where m.served {
+            for line in m.records {
+                let w = line.split(separator: " ", maxSplits: 4).map(String.init)
+                if w.count == 5 { fromMembers.insert("\(w[0].lowercased()) \(w[3]) \(w[4].lowercased())") }
+            }
+        }
         print("; zone \(list.zone) serial \(list.serial)")
         for set in list.rrsets {
-            for r in set.rdata { print("\(set.owner) \(set.ttl) IN \(set.type) \(r) ; \(set.source)") }
+            for r in set.rdata {
+                var source = set.source
+                if source == RRSetSource.member.rawValue, !fromMembers.contains("\(set.owner.lowercased()) \(set.type) \(r.lowercased())") {
+                    source = RRSetSource.file.rawValue
+                }
+                if set.served == false { source += ", not served: \(set.conflict ?? "conflicts with the zone file")" }
+                print("\(set.owner) \(set.ttl) IN \(set.type) \(r) ; \(source)")
+            }
         }
     }
 }
