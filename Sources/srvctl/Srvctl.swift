@@ -229,9 +229,12 @@ struct Wait: AsyncParsableCommand {
             } else {
                 status = "\(cluster.count) of \(members) members registered"
             }
-            if status != last, !api.json {
+            // The remaining cache times tick down every second; a new line only when what
+            // is shown changes.
+            let shape = status.replacingOccurrences(of: #"another \d+ s"#, with: "another N s", options: .regularExpression)
+            if shape != last, !api.json {
                 print("waiting: \(status)")
-                last = status
+                last = shape
             }
             if Date() >= deadline { throw CLIError("timed out after \(timeout): \(status)") }
             try await Task.sleep(for: .milliseconds(250))
@@ -264,7 +267,11 @@ struct Wait: AsyncParsableCommand {
             if answer.rcode != .noError, answer.rcode != .nxDomain {
                 var text = "answers \(answer.rcode) for \(owner) SRV"
                 if view.role == .resolver, let srvd {
-                    text += ": it does not serve \(zoneName), while srvd at \(srvd) does; make it forward the zone to srvd (README: Behind a caching resolver) or pass --dns \(srvd)"
+                    if answer.rcode == .servFail {
+                        text += ": it could not get an answer from srvd at \(srvd); check that it reaches srvd there, and that a validating resolver treats \(zoneName) as insecure (Unbound: domain-insecure); or pass --dns \(srvd)"
+                    } else {
+                        text += ": it does not serve \(zoneName), while srvd at \(srvd) does; make it forward the zone to srvd (README: Behind a caching resolver) or pass --dns \(srvd)"
+                    }
                 }
                 problems.append(text)
                 continue
@@ -283,6 +290,10 @@ struct Wait: AsyncParsableCommand {
             for (type, wanted) in [(RRType.a, m.addresses.filter { IPv4Address($0) != nil }), (RRType.aaaa, m.addresses.filter { IPv6Address($0) != nil })] where !wanted.isEmpty {
                 guard let answer = try? resolver.query(name, type) else {
                     problems.append("does not answer \(m.fqdn) \(type)")
+                    continue
+                }
+                if answer.rcode != .noError, answer.rcode != .nxDomain {
+                    problems.append("answers \(answer.rcode) for \(m.fqdn) \(type)")
                     continue
                 }
                 let got = Set(answer.answers.filter { $0.type == type }.map { $0.rdata.description })

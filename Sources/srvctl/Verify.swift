@@ -63,6 +63,7 @@ struct Verify: AsyncParsableCommand {
                 throw CLIError(text.contains(view.server.description) ? text : "\(view): \(text)")
             }
         }
+        reports = Self.compareWithSrvd(reports)
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
@@ -79,6 +80,36 @@ struct Verify: AsyncParsableCommand {
             }
         }
         if !reports.allSatisfy(\.1.ok) { throw ExitCode(1) }
+    }
+
+    /// A resolver that shows less than srvd does answers from its cache: etcd, which asks
+    /// the resolver, would build a smaller cluster (etcd issue 5909). Each such resolver's
+    /// report says so, and a peer URL it cannot resolve is blamed on the cache, not on the
+    /// URL, when srvd resolves it.
+    static func compareWithSrvd(_ reports: [(DNSView, DiscoveryReport)]) -> [(DNSView, DiscoveryReport)] {
+        guard let srvd = reports.first(where: { $0.0.role == .srvd }) else { return reports }
+        func peers(_ r: DiscoveryReport) -> Set<String> {
+            Set(r.server.flatMap { set in set.targets.filter { !$0.addresses.isEmpty }.map { "\($0.target.lowercased()):\($0.port)" } })
+        }
+        let want = peers(srvd.1)
+        let srvdProblems = Set(srvd.1.problems.map(\.code))
+        return reports.map { view, report in
+            guard view.role == .resolver, !report.problems.contains(where: { $0.code == "resolver-does-not-serve-zone" }) else { return (view, report) }
+            var r = report
+            let missing = want.subtracting(peers(report)).sorted()
+            if !missing.isEmpty {
+                r.problems.append(DiscoveryProblem(
+                    severity: .error, code: "stale-resolver-cache",
+                    message: "the resolver \(view.server) shows \(want.count - missing.count) of the \(want.count) peers srvd at \(srvd.0.server) shows (not \(missing.joined(separator: ", "))): it answers from its cache, and etcd, which asks it, would bootstrap a smaller cluster",
+                    fix: "wait until it shows them all (srvctl wait --members \(want.count)), or flush its cache (README: Behind a caching resolver)"))
+            }
+            for i in r.problems.indices where r.problems[i].code == "peer-url-unresolvable" && !srvdProblems.contains("peer-url-unresolvable") {
+                r.problems[i].message += "; srvd at \(srvd.0.server) resolves it, so the resolver has the NXDOMAIN cached"
+                r.problems[i].fix = "wait for the resolver's negative cache to expire (srvctl wait), or flush it (README: Behind a caching resolver)"
+            }
+            r.ok = !r.problems.contains { $0.severity == .error }
+            return (view, r)
+        }
     }
 
     /// `--json` with more than one server: each one's report.

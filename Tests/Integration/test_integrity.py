@@ -284,6 +284,17 @@ class TracedSrvd(SrvdServer):
         strace = shutil.which("strace") or "/usr/bin/strace"
         return [strace, "-f", "-y", "-qq", "-e", "trace=fsync,fdatasync,pwrite64", "-o", str(self.trace)] + super().command()
 
+    def stop(self, timeout: float = 10.0):
+        """SIGTERM goes to srvd itself: strace would detach and leave it running."""
+        if self.proc is not None and self.proc.poll() is None:
+            children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+            for pid in children.read_text().split() if children.exists() else []:
+                try:
+                    os.kill(int(pid), signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        return super().stop(timeout)
+
 
 def wal_calls(trace: Path) -> tuple[int, int]:
     """(pwrite64 calls, fsync+fdatasync calls) on the store's WAL file."""

@@ -573,6 +573,10 @@ def test_long_ttl_wait_times_out_naming_the_cache_then_flush(make_lab, kind: str
     assert views["resolver"]["ok"] is False, json.dumps(views["resolver"], indent=1)
     assert "peer-url-unresolvable" in codes(views["resolver"], "error"), json.dumps(views["resolver"], indent=1)
     assert len(views["resolver"]["initialCluster"].split(",")) == 3, views["resolver"]["initialCluster"]
+    # The resolver's view is stale, and verify says so instead of blaming the peer URL.
+    assert "stale-resolver-cache" in codes(views["resolver"], "error"), json.dumps(views["resolver"], indent=1)
+    (unresolvable,) = [p for p in views["resolver"]["problems"] if p["code"] == "peer-url-unresolvable"]
+    assert "NXDOMAIN cached" in unresolvable["message"] and "srvctl wait" in unresolvable["fix"], unresolvable
     for role, report in views.items():
         assert {"long-ttl", "long-negative-ttl"} <= codes(report, "warning"), f"{role}: {json.dumps(report, indent=1)}"
 
@@ -632,6 +636,8 @@ def test_unbound_without_domain_insecure_fails_and_srvctl_says_so(make_lab):
     r, _ = wait(lab, 3, "--timeout", "2s")
     assert r.returncode == 1, output(r)
     assert f"{RESOLVER_VIEW} answers SERVFAIL for {SERVER_SRV}. SRV" in r.stderr, output(r)
+    assert "domain-insecure" in r.stderr and "does not serve" not in r.stderr, output(r)
+    assert "answers SERVFAIL for infra0" in r.stderr, output(r)
 
     views = verify_views(lab)
     assert views["srvd"]["ok"] is True, json.dumps(views["srvd"], indent=1)
