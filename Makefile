@@ -25,6 +25,8 @@ SRVCTL := .build/debug/srvctl
 PREFIX ?= /usr/local
 SYSCONFDIR ?= /etc
 DESTDIR ?=
+# The build installed: release; the test of `make install` uses the debug build it has.
+CONFIG ?= release
 
 .PHONY: all build run test unit fuzz-replay integration bench-smoke deps deps-apt deps-build deps-python clean soak fuzz bench \
 	etcd install uninstall
@@ -54,11 +56,11 @@ $(VENV)/bin/etcd:
 # A release build of both programs, installed with the systemd unit (pointing at PREFIX)
 # and, unless one is there already, the example zone in SYSCONFDIR/srvd/zones.
 install: deps-build
-	$(SWIFT) build -c release --product srvd
-	$(SWIFT) build -c release --product srvctl
+	$(SWIFT) build -c $(CONFIG) --product srvd
+	$(SWIFT) build -c $(CONFIG) --product srvctl
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/systemd/system \
 		$(DESTDIR)$(SYSCONFDIR)/srvd/zones
-	install -m 755 .build/release/srvd .build/release/srvctl $(DESTDIR)$(PREFIX)/bin/
+	install -m 755 .build/$(CONFIG)/srvd .build/$(CONFIG)/srvctl $(DESTDIR)$(PREFIX)/bin/
 	sed 's|/usr/local/bin/srvd|$(PREFIX)/bin/srvd|; s|/etc/srvd|$(SYSCONFDIR)/srvd|g' systemd/srvd.service \
 		> $(DESTDIR)$(PREFIX)/lib/systemd/system/srvd.service
 	chmod 644 $(DESTDIR)$(PREFIX)/lib/systemd/system/srvd.service

@@ -89,3 +89,27 @@ def test_no_help_text_says_the_api_has_no_tls():
     """Regression: `--admin`'s help said "no TLS yet" two lines above the TLS options."""
     r = subprocess.run([SRVD_BIN, "serve", "--help"], capture_output=True, text=True, timeout=30)
     assert "no TLS" not in r.stdout and "no TLS" not in README.read_text()
+
+
+def test_make_install_puts_everything_in_place(tmp_path):
+    """`make install` into a staging folder (DESTDIR), with the debug build the tests have."""
+    dest = tmp_path / "root"
+    r = subprocess.run(["make", "--no-print-directory", "install", "CONFIG=debug", f"DESTDIR={dest}", "PREFIX=/opt/srvd"],
+                       cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    for program in ("srvd", "srvctl"):
+        path = dest / "opt/srvd/bin" / program
+        assert os.access(path, os.X_OK), path
+        assert subprocess.run([str(path), "--version"], capture_output=True, text=True).stdout.strip() == "0.1.0"
+    unit = (dest / "opt/srvd/lib/systemd/system/srvd.service").read_text()
+    assert "ExecStart=/opt/srvd/bin/srvd serve" in unit and "/usr/local/bin" not in unit
+    zone = dest / "etc/srvd/zones/lab.example.zone"
+    assert zone.read_text() == (REPO / "zones" / "lab.example.zone").read_text()
+    # A zone already there is kept.
+    zone.write_text("; mine\n")
+    r = subprocess.run(["make", "--no-print-directory", "install", "CONFIG=debug", f"DESTDIR={dest}", "PREFIX=/opt/srvd"],
+                       cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and zone.read_text() == "; mine\n"
+    r = subprocess.run(["make", "--no-print-directory", "uninstall", f"DESTDIR={dest}", "PREFIX=/opt/srvd"], cwd=REPO,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and not (dest / "opt/srvd/bin/srvd").exists() and zone.exists()
