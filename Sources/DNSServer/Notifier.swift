@@ -54,11 +54,6 @@ public actor Notifier {
         for zone in pending.values { notify(zone) }
     }
 
-    /// Waits for the notifications under way (for tests and shutdown).
-    public func settle() async {
-        for task in running.values { await task.value }
-    }
-
     static func notify(_ zone: Zone, target: HostPort, group: any EventLoopGroup, logger: Logger) async {
         var timeout = firstTimeout
         for attempt in 1...attempts {

@@ -26,14 +26,6 @@ public actor ZoneReloader {
         self.publish = publish
     }
 
-    /// Serves the file zones as they are.
-    public init(directory: ZoneDirectory, store: ZoneStore, logger: Logger) {
-        let latest = LatestGeneration()
-        self.init(directory: directory, logger: logger) { zones, generation in
-            latest.ifNewer(generation) { store.swap(ZoneSet(zones)) }
-        }
-    }
-
     /// The first load: every file must be valid, or srvd does not start.
     public func loadInitial() async throws(ZoneErrors) {
         let fingerprintBefore = directory.fingerprint(extraFiles: [])
@@ -95,22 +87,6 @@ public actor ZoneReloader {
     public func reloadIfChanged() async {
         let now = directory.fingerprint(extraFiles: includedFiles)
         if now != fingerprint { await reload(reason: "zone folder changed") }
-    }
-}
-
-/// Remembers the newest load published, so an older one arriving late is dropped.
-public final class LatestGeneration: Sendable {
-    private let latest = Mutex<UInt64>(0)
-
-    public init() {}
-
-    /// Runs `body` if `generation` is newer than any seen before.
-    public func ifNewer(_ generation: UInt64, _ body: () -> Void) {
-        latest.withLock { last in
-            guard generation > last else { return }
-            last = generation
-            body()
-        }
     }
 }
 
