@@ -28,7 +28,8 @@ let package = Package(
             pkgConfig: "ldns",
             providers: [.apt(["libldns-dev"])]
         ),
-        // Layer 1: the wire codec. Knows nothing of zones or sockets.
+        // Layer 1: the wire codec (and HostPort, the address users write). Knows nothing of
+        // zones or sockets.
         .target(name: "DNSWire"),
         // Layer 2: zone model, loading (via ldns) and lookup.
         .target(name: "DNSZone", dependencies: ["DNSWire", "CLDNS"]),
@@ -109,7 +110,7 @@ let package = Package(
         .executableTarget(
             name: "srvctl",
             dependencies: [
-                "DNSWire", "Registration", "DNSServer",
+                "DNSWire", "Registration",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),

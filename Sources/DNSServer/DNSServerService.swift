@@ -1,3 +1,4 @@
+import DNSWire
 import DNSResponder
 import DNSTransfer
 #if canImport(Glibc)

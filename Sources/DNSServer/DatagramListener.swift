@@ -1,3 +1,4 @@
+import DNSWire
 import DNSResponder
 import NIOCore
 import Synchronization

@@ -1,4 +1,3 @@
-import DNSServer
 import DNSWire
 
 #if canImport(Glibc)

@@ -1,4 +1,3 @@
-import DNSServer
 import DNSWire
 import Foundation
 import Registration

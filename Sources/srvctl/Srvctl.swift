@@ -1,6 +1,5 @@
 import ArgumentParser
 import AsyncHTTPClient
-import DNSServer
 import DNSWire
 import Foundation
 import NIOCore

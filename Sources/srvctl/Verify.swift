@@ -1,5 +1,4 @@
 import ArgumentParser
-import DNSServer
 import DNSWire
 import Foundation
 import Registration
