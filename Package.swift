@@ -33,7 +33,7 @@ let package = Package(
         .target(name: "DNSWire"),
         // Layer 2: zone model, loading (via ldns) and lookup.
         .target(name: "DNSZone", dependencies: ["DNSWire", "CLDNS"]),
-        // Layer 3: query bytes in, response bytes out. No I/O.
+        // Layer 3: query bytes in, response bytes out, and the snapshot being served. No I/O.
         .target(name: "DNSResponder", dependencies: ["DNSWire", "DNSZone"]),
         // Zone transfers (AXFR, IXFR), NOTIFY and TSIG: messages only, no sockets.
         .target(
@@ -66,11 +66,12 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
-        // Admin HTTP API (Hummingbird), the registry that applies changes, metrics.
+        // Admin HTTP API (Hummingbird), the registry that applies changes, metrics. No sockets
+        // of its own: it reaches DNS through the snapshot holder (ZoneStore, DNSResponder).
         .target(
             name: "SrvdAdmin",
             dependencies: [
-                "DNSWire", "DNSZone", "DNSResponder", "DNSServer", "DNSTransfer", "Registration", "SrvdStore",
+                "DNSWire", "DNSZone", "DNSResponder", "DNSTransfer", "Registration", "SrvdStore",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -133,7 +134,7 @@ let package = Package(
         .testTarget(
             name: "SrvdAdminTests",
             dependencies: [
-                "SrvdAdmin", "SrvdStore", "Registration", "DNSServer", "DNSZone", "DNSWire", "TestSupport",
+                "SrvdAdmin", "SrvdStore", "Registration", "DNSResponder", "DNSZone", "DNSWire", "TestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]

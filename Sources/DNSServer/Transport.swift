@@ -7,21 +7,6 @@ import NIOCore
 import Glibc
 #endif
 
-/// How many responses of one RCODE and question type were sent.
-public struct QueryTally: Sendable, Equatable {
-    public var rcode: RCode
-    public var qtype: RRType?
-    public var count: Int
-}
-
-/// What one read burst answered, and what rate limiting held back.
-public struct QueryReport: Sendable {
-    public var tallies: [QueryTally]
-    /// Responses rate limiting dropped, and those it sent truncated instead.
-    public var rateLimitDropped: Int
-    public var rateLimitSlipped: Int
-}
-
 /// Receives what was answered, once per read burst rather than per query, so that counting
 /// costs one call (and one lock in the metrics layer) per burst.
 public typealias ResponseObserver = @Sendable (QueryReport, Transport) -> Void

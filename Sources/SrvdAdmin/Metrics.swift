@@ -1,5 +1,4 @@
 import DNSResponder
-import DNSServer
 import DNSWire
 import DNSZone
 import Prometheus

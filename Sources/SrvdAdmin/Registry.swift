@@ -1,4 +1,4 @@
-import DNSServer
+import DNSResponder
 import DNSTransfer
 import DNSWire
 import DNSZone

@@ -1,4 +1,4 @@
-import DNSServer
+import DNSResponder
 import DNSWire
 import DNSZone
 import Foundation
