@@ -58,6 +58,14 @@ public enum ZoneFileLoader {
         return (zone, parsed)
     }
 
+    /// Builds a zone from master-file text that did not come from a file (test tables,
+    /// examples): parse, then the same `ZoneBuilder` rules as a file.
+    public static func loadZone(text: String, origin: DNSName, defaultTTL: UInt32 = defaultTTL, source: String = "<text>") throws(ZoneErrors) -> Zone {
+        var builder = ZoneBuilder(origin: origin, defaultTTL: defaultTTL)
+        for (rr, loc) in try parse(text: text, origin: origin, defaultTTL: defaultTTL, source: source) { builder.add(rr, at: loc) }
+        return try builder.build()
+    }
+
     /// Parses a file into records without applying zone rules; syntax errors are collected
     /// (every one, with its line) and thrown together.
     public static func parse(path: String, origin: DNSName? = nil) throws(ZoneErrors) -> ParsedFile {

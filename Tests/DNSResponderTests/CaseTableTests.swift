@@ -64,11 +64,7 @@ enum CaseFile {
             switch head {
             case "zone":
                 let origin = try DNSName(words[1])
-                var builder = ZoneBuilder(origin: origin)
-                for (rr, loc) in try ZoneFileLoader.parse(text: block().joined(separator: "\n"), origin: origin, source: file) {
-                    builder.add(rr, at: loc)
-                }
-                zones.append(try builder.build())
+                zones.append(try ZoneFileLoader.loadZone(text: block().joined(separator: "\n"), origin: origin, source: file))
             case "case":
                 cases.append(try parseCase(title: words[1], body: block(), file: file, zones: ZoneSet(zones)))
             default:

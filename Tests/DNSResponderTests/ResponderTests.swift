@@ -13,9 +13,7 @@ let labZone: ZoneSet = {
         _etcd-server._tcp SRV 0 0 2380 infra0
         """
     let origin = try! DNSName("lab.example.")
-    var b = ZoneBuilder(origin: origin)
-    for (rr, loc) in try! ZoneFileLoader.parse(text: text, origin: origin) { b.add(rr, at: loc) }
-    return ZoneSet([try! b.build()])
+    return ZoneSet([try! ZoneFileLoader.loadZone(text: text, origin: origin)])
 }()
 
 func query(_ name: String, _ type: RRType, id: UInt16 = 99, edns: EDNS? = EDNS(udpPayloadSize: 1232), rd: Bool = true, rrClass: RRClass = .in) -> Message {

@@ -46,10 +46,8 @@ func frame(_ message: [UInt8]) -> ByteBuffer {
 
 let zoneStore: ZoneStore = {
     let origin = try! DNSName("lab.example.")
-    var b = ZoneBuilder(origin: origin)
     let text = "@ 300 SOA ns1 hostmaster 1 3600 900 604800 60\n@ 300 NS ns1\nns1 300 A 127.0.0.1\ninfra0 300 A 127.0.0.10\n"
-    for (rr, loc) in try! ZoneFileLoader.parse(text: text, origin: origin) { b.add(rr, at: loc) }
-    return ZoneStore(ZoneSet([try! b.build()]))
+    return ZoneStore(ZoneSet([try! ZoneFileLoader.loadZone(text: text, origin: origin)]))
 }()
 
 func queryBytes(_ name: String, id: UInt16) -> [UInt8] {

@@ -11,9 +11,7 @@ func zone(serial: UInt32 = 10, members: Int = 3) -> Zone {
         text += "m\(i) A 10.0.\(i / 250).\(i % 250)\n_etcd-server._tcp SRV 0 0 2380 m\(i)\n"
     }
     let origin = name("lab.example.")
-    var b = ZoneBuilder(origin: origin)
-    for (rr, loc) in try! ZoneFileLoader.parse(text: text, origin: origin) { b.add(rr, at: loc) }
-    return try! b.build()
+    return try! ZoneFileLoader.loadZone(text: text, origin: origin)
 }
 
 func query(_ type: RRType, zone: String = "lab.example.", clientSerial: UInt32? = nil, id: UInt16 = 77) -> Message {

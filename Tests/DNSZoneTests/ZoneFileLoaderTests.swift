@@ -184,9 +184,7 @@ func firstError(_ path: String, origin: DNSName? = nil) -> String? {
 @Suite struct DNAMERuleTests {
     func load(_ body: String) throws(ZoneErrors) -> Zone {
         let text = "$TTL 300\n@ SOA ns1 hostmaster 1 3600 900 604800 60\n@ NS ns1\nns1 A 192.0.2.1\n" + body
-        var b = ZoneBuilder(origin: try! DNSName("example."))
-        for (rr, loc) in try ZoneFileLoader.parse(text: text, origin: try! DNSName("example."), source: "t.zone") { b.add(rr, at: loc) }
-        return try b.build()
+        return try ZoneFileLoader.loadZone(text: text, origin: try! DNSName("example."), source: "t.zone")
     }
 
     @Test func aDNAMEIsServed() throws {

@@ -17,9 +17,7 @@ func fileZone(_ extra: String = "") -> Zone {
         child NS ns.elsewhere.test.
 
         """ + extra
-    var b = ZoneBuilder(origin: lab, defaultTTL: 300)
-    for (rr, loc) in try! ZoneFileLoader.parse(text: text, origin: lab) { b.add(rr, at: loc) }
-    return try! b.build()
+    return try! ZoneFileLoader.loadZone(text: text, origin: lab, defaultTTL: 300)
 }
 
 func member(_ name: String, _ addresses: [String], ttl: Int? = 300) -> Member {

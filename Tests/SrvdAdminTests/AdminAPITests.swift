@@ -41,9 +41,7 @@ struct Harness: Sendable {
         metrics = SrvdMetrics()
         registry = try Registry(store: try RegistrationStore(directory: dir), zoneStore: zones, logger: logger, metrics: metrics)
         let origin = try DNSName("lab.example.")
-        var b = ZoneBuilder(origin: origin, defaultTTL: 300)
-        for (rr, loc) in try ZoneFileLoader.parse(text: labText, origin: origin) { b.add(rr, at: loc) }
-        await registry.filesLoaded([try b.build()], generation: 1)
+        await registry.filesLoaded([try ZoneFileLoader.loadZone(text: labText, origin: origin, defaultTTL: 300)], generation: 1)
     }
 
     func test(_ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {

@@ -76,9 +76,7 @@ import Testing
     @Test func everyWriteKeepsServedEqualToTheStoreAndMembersResolvable() async throws {
         var rng = SplitMix64(seed: 7)
         let origin = try DNSName("lab.example.")
-        var b = ZoneBuilder(origin: origin, defaultTTL: 300)
-        for (rr, loc) in try ZoneFileLoader.parse(text: Self.fileText, origin: origin) { b.add(rr, at: loc) }
-        let file = try b.build()
+        let file = try ZoneFileLoader.loadZone(text: Self.fileText, origin: origin, defaultTTL: 300)
         var accepted = 0
         var refused = 0
         for round in 0..<6 {
