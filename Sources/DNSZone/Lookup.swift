@@ -230,13 +230,19 @@ extension Zone {
     /// A and then AAAA RRsets for the in-zone names that NS, MX and SRV records point to
     /// (RFC 1034 §3.6.2, RFC 2782). With `glue`, addresses at or below a zone cut are
     /// included too: that is what glue is for (RFC 1034 §4.2.1).
+    static let maxAdditionalTargets = 65_535 / 16
+
     func additional(for sets: [RRSet], glue: Bool) -> [RRSet] {
         // A set beside the list: an SRV RRset of 100,000 targets would make `contains` on
         // the list quadratic (half a second for 20,000, on every TCP answer).
         var names: [DNSName] = []
         var seen = Set<DNSName>()
-        for set in sets {
+        outer: for set in sets {
             for rdata in set.rdatas {
+                // No message holds more address records than this (each takes at least 16
+                // octets of 65,535), and additional data is optional (RFC 2181 §9): an SRV
+                // RRset of 100,000 targets need not look up the 96,000 that could never fit.
+                if names.count >= Self.maxAdditionalTargets { break outer }
                 guard let target = rdata.additionalTarget, target.isSubdomain(of: origin),
                     !seen.contains(target)
                 else { continue }
