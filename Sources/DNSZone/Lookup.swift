@@ -231,10 +231,13 @@ extension Zone {
     /// (RFC 1034 §3.6.2, RFC 2782). With `glue`, addresses at or below a zone cut are
     /// included too: that is what glue is for (RFC 1034 §4.2.1).
     static let maxAdditionalTargets = 65_535 / 16
+    static let scanLimit = 16
 
     func additional(for sets: [RRSet], glue: Bool) -> [RRSet] {
-        // A set beside the list: an SRV RRset of 100,000 targets would make `contains` on
-        // the list quadratic (half a second for 20,000, on every TCP answer).
+        // Duplicates are found by a scan while the list is short (most answers have one or
+        // a few targets, and a set per query costs more than it saves), and by a set beside
+        // it once it is long: an SRV RRset of 100,000 targets would make the scan quadratic
+        // (half a second for 20,000, on every TCP answer).
         var names: [DNSName] = []
         var seen = Set<DNSName>()
         outer: for set in sets {
@@ -243,12 +246,16 @@ extension Zone {
                 // octets of 65,535), and additional data is optional (RFC 2181 §9): an SRV
                 // RRset of 100,000 targets need not look up the 96,000 that could never fit.
                 if names.count >= Self.maxAdditionalTargets { break outer }
-                guard let target = rdata.additionalTarget, target.isSubdomain(of: origin),
-                    !seen.contains(target)
-                else { continue }
+                guard let target = rdata.additionalTarget, target.isSubdomain(of: origin) else { continue }
+                if names.count < Self.scanLimit {
+                    if names.contains(target) { continue }
+                } else {
+                    if seen.isEmpty { seen = Set(names) }
+                    if seen.contains(target) { continue }
+                }
                 let isGlue = set.type == .ns
                 if !(glue || isGlue), isAtOrBelowCut(target) { continue }
-                seen.insert(target)
+                if !seen.isEmpty { seen.insert(target) }
                 names.append(target)
             }
         }

@@ -171,6 +171,11 @@ public final class RegistrationStore: Sendable {
                     ALTER TABLE zone_state ADD COLUMN file_digest TEXT;
                     """)
         }
+        m.registerMigration("v3") { db in
+            // The member's name as registered: `name` is the lower-cased key, and a member
+            // registered as `Infra0` is listed as `Infra0` after a restart too.
+            try db.execute(sql: "ALTER TABLE members ADD COLUMN display TEXT")
+        }
         return m
     }
 
@@ -209,11 +214,12 @@ public final class RegistrationStore: Sendable {
                     let zone = try Self.name(row["zone"])
                     out[zone, default: ZoneOverlay()].serial = UInt32(truncatingIfNeeded: row["serial"] as Int64)
                 }
-                for row in try Row.fetchAll(db, sql: "SELECT zone, name, spec FROM members") {
+                for row in try Row.fetchAll(db, sql: "SELECT zone, name, display, spec FROM members") {
                     let zone = try Self.name(row["zone"])
                     let specText: String = row["spec"]
                     let spec = try JSONDecoder().decode(MemberSpec.self, from: Data(specText.utf8))
-                    let member = try Member(zone: zone, name: row["name"], spec: spec, defaultTTL: 0, strict: false)
+                    let display: String? = row["display"]
+                    let member = try Member(zone: zone, name: display ?? row["name"], spec: spec, defaultTTL: 0, strict: false)
                     out[zone, default: ZoneOverlay()].setMember(member)
                 }
                 for row in try Row.fetchAll(db, sql: "SELECT zone, owner, type, ttl, rdata FROM rrsets") {
@@ -302,8 +308,8 @@ public final class RegistrationStore: Sendable {
             switch change.operation {
             case .putMember(let m):
                 try db.execute(
-                    sql: "INSERT OR REPLACE INTO members (zone, name, spec) VALUES (?, ?, ?)",
-                    arguments: [zone, Self.key(m.name), specJSON!])
+                    sql: "INSERT OR REPLACE INTO members (zone, name, display, spec) VALUES (?, ?, ?, ?)",
+                    arguments: [zone, Self.key(m.name), m.name.description, specJSON!])
             case .deleteMember(let name):
                 try db.execute(sql: "DELETE FROM members WHERE zone = ? AND name = ?", arguments: [zone, Self.key(name)])
             case .putRRSet(let set):

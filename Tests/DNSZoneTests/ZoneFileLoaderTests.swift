@@ -225,3 +225,17 @@ func firstError(_ path: String, origin: DNSName? = nil) -> String? {
         }
     }
 }
+
+@Suite struct AdditionalSectionTests {
+    /// An SRV RRset far larger than any message: the additional section stops at what a
+    /// 64 KiB message could carry, instead of looking up every target.
+    @Test func hugeSRVRRsetsLookUpAtMostAMessagesWorthOfTargets() throws {
+        var text = "$TTL 30\n@ SOA ns1 hostmaster 1 3600 900 604800 30\n@ NS ns1\nns1 A 192.0.2.1\n"
+        for i in 0..<6000 { text += "m\(i) A 10.0.\(i / 250).\(i % 250)\n_s._tcp SRV 0 0 1 m\(i)\n" }
+        let zone = try ZoneFileLoader.loadZone(text: text, origin: try DNSName("example."))
+        let r = zone.lookup(try DNSName("_s._tcp.example."), .srv)
+        let addresses = r.additional.reduce(0) { $0 + $1.rdatas.count }
+        #expect(addresses == 65_535 / 16)
+        #expect(r.answer.first?.rdatas.count == 6000)
+    }
+}

@@ -153,3 +153,16 @@ func member(_ name: String, tls: Bool = false) -> Member {
         #expect(try store.loadOverlays()[zoneName]?.members.isEmpty == true)
     }
 }
+
+@Suite struct MemberNameCaseTests {
+    /// Regression: a member registered as `Apim2` came back as `apim2` after a restart.
+    @Test func aMembersLetterCaseSurvivesReopening() throws {
+        let dir = tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let m = member("Apim2")
+        try RegistrationStore(directory: dir).commitSync(StoreChange(zone: zoneName, fromSerial: 1, toSerial: 2, operation: .putMember(m), removed: [], added: m.records))
+        let back = try #require(try RegistrationStore(directory: dir).loadOverlays()[zoneName]?.members.values.first)
+        #expect(back.name.description == "Apim2.lab.example.")
+        #expect(back.relativeName == "Apim2")
+    }
+}
