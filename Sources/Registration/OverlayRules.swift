@@ -86,11 +86,18 @@ extension ZoneOverlay {
     /// parks the stored items at the names the error names and builds again.
     public mutating func compose(with file: Zone) -> Zone {
         parked = [:]
+        // Nothing stored: the file's zone with the served serial, sharing its nodes rather
+        // than building a second copy of a large zone.
+        if members.isEmpty, rrsets.isEmpty {
+            let serial = Serial.later(file.serial, self.serial ?? file.serial)
+            return (try? file.patched([:], serial: serial)) ?? file
+        }
         // Round 1: API RRsets next to the file. Data a cut or DNAME hides stays: the
         // API refuses to add it, but a delegation put over existing data occludes it as
         // one in a zone file does, and it is listed and deletable all the same.
         var base = file
-        for _ in 0...rrsets.count {
+        // Without API RRsets the file alone is the base: no second copy of a large zone.
+        for _ in 0...rrsets.count where !rrsets.isEmpty {
             do {
                 base = try apply(to: file, members: false)
                 break
