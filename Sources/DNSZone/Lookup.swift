@@ -150,22 +150,12 @@ extension Zone {
                 // Lower-cased, so the answer does not depend on the question's letter case
                 // beyond the owner names (which the answer cache rewrites).
                 guard let next = current.lowercased().replacingSuffix(labels: node.name.labelCount, with: target) else {
-                    var r = LookupResult(kind: .nameTooLong)
-                    r.answer = answer
-                    return r
+                    return ended(.nameTooLong, answer)
                 }
                 answer.append(RRSet(name: current, type: .cname, ttl: dname.ttl, rdatas: [.cname(next)]))
                 // A question for the CNAME is answered by the synthesized one, bare (as NSD).
-                if qtype == .cname {
-                    var r = LookupResult(kind: .cname)
-                    r.answer = answer
-                    return r
-                }
-                guard next.isSubdomain(of: origin), !visited.contains(next), answer.count < ZoneSet.maxCNAMEChain else {
-                    var r = LookupResult(kind: .cname)
-                    r.answer = answer
-                    return r
-                }
+                if qtype == .cname { return ended(.cname, answer) }
+                guard mayFollow(next, visited: visited, answer: answer) else { return ended(.cname, answer) }
                 visited.append(next)
                 current = next
                 continue
@@ -184,14 +174,7 @@ extension Zone {
                 }
                 if let cname = node.rrset(.cname), case .cname(let target) = cname.rdatas[0] {
                     answer.append(cname.renamed(current))
-                    // Follow only inside this zone; stop at loops and overly long chains.
-                    guard target.isSubdomain(of: origin), !visited.contains(target),
-                        answer.count < ZoneSet.maxCNAMEChain
-                    else {
-                        var r = LookupResult(kind: .cname)
-                        r.answer = answer
-                        return r
-                    }
+                    guard mayFollow(target, visited: visited, answer: answer) else { return ended(.cname, answer) }
                     visited.append(target)
                     current = target
                     continue
@@ -199,6 +182,19 @@ extension Zone {
                 return negative(.noData, answer: answer, authority: authority)
             }
         }
+    }
+
+    /// A CNAME, or a DNAME's synthesized one, is followed only inside this zone, and
+    /// neither into a loop nor past `maxCNAMEChain` records.
+    private func mayFollow(_ target: DNSName, visited: [DNSName], answer: [RRSet]) -> Bool {
+        target.isSubdomain(of: origin) && !visited.contains(target) && answer.count < ZoneSet.maxCNAMEChain
+    }
+
+    /// An answer that ends where it is: the records so far and no authority section.
+    private func ended(_ kind: LookupKind, _ answer: [RRSet]) -> LookupResult {
+        var r = LookupResult(kind: kind)
+        r.answer = answer
+        return r
     }
 
     private func positive(_ answer: [RRSet], authority: Bool) -> LookupResult {

@@ -72,3 +72,16 @@ func remainingTTL(_ m: Message, _ type: RRType) -> UInt32? {
     if let rr = m.answers.first(where: { $0.type == type }) { return rr.ttl }
     return m.authorities.first(where: { $0.type == .soa })?.ttl
 }
+
+/// Why a server does not serve `zone`, as a phrase ("answers REFUSED for the SOA of
+/// lab.example."), with the RCODE it gave; nil when it answers the zone's SOA. Both `wait`
+/// and `verify` ask this of a resolver before looking for members in it.
+func zoneNotServed(by client: DNSClient, _ zone: DNSName) -> (what: String, rcode: RCode?)? {
+    do {
+        let m = try client.query(zone, .soa)
+        if m.rcode == .noError, m.answers.contains(where: { $0.type == .soa }) { return nil }
+        return (m.rcode == .noError ? "has no SOA for \(zone)" : "answers \(m.rcode) for the SOA of \(zone)", m.rcode)
+    } catch {
+        return ("cannot be asked (\(error))", nil)
+    }
+}

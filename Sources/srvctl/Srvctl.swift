@@ -252,10 +252,8 @@ struct Wait: AsyncParsableCommand {
         var problems: [String] = []
         // A resolver that does not serve the zone at all (it refuses it, or has no SOA for
         // it: it does not forward the zone to srvd) is named as such, not member by member.
-        if view.role == .resolver, let srvd, let soa = try? resolver.query(zoneName, .soa),
-            soa.rcode == .refused || soa.rcode == .nxDomain || (soa.rcode == .noError && !soa.answers.contains { $0.type == .soa })
-        {
-            let what = soa.rcode == .noError ? "has no SOA for \(zoneName)" : "answers \(soa.rcode) for the SOA of \(zoneName)"
+        // SERVFAIL and an unreachable resolver are told apart below, query by query.
+        if view.role == .resolver, let srvd, let (what, rcode) = zoneNotServed(by: resolver, zoneName), let rcode, rcode != .servFail {
             return ["\(what): it does not serve the zone, while srvd at \(srvd) does; make it forward the zone to srvd (README: Behind a caching resolver), or pass --dns \(srvd) to wait for srvd alone"]
         }
         // Each SRV owner once, with the members that belong in it, in a fixed order.

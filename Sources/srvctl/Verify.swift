@@ -187,15 +187,7 @@ struct DNSResolver: DiscoveryResolver {
     /// Why this server cannot be asked about `zone` at all, when srvd can: it refuses or
     /// fails the zone's SOA, or has none for it (it does not forward the zone to srvd).
     func zoneProblem(_ zone: DNSName, srvd: HostPort) -> DiscoveryProblem? {
-        let what: String
-        do {
-            let m = try client.query(zone, .soa)
-            if m.rcode == .noError, m.answers.contains(where: { $0.type == .soa }) { return nil }
-            what = m.rcode == .noError ? "has no SOA record for it" : "answers \(m.rcode) for its SOA"
-        } catch {
-            what = "cannot be asked (\(error))"
-        }
-        guard (try? DNSClient(server: srvd).query(zone, .soa))?.answers.contains(where: { $0.type == .soa }) == true else { return nil }
+        guard let (what, _) = zoneNotServed(by: client, zone), zoneNotServed(by: DNSClient(server: srvd), zone) == nil else { return nil }
         return DiscoveryProblem(
             severity: .error, code: "resolver-does-not-serve-zone",
             message: "the resolver \(client.server) \(what), so it does not serve \(zone), while srvd at \(srvd) does: etcd, which asks the resolver, would find nothing",
