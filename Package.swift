@@ -40,9 +40,30 @@ let package = Package(
             name: "DNSTransfer",
             dependencies: ["DNSWire", "DNSZone", .product(name: "Crypto", package: "swift-crypto")]
         ),
+        // The zone folder: loading every `*.zone` file, watching it, reloading on SIGHUP.
+        .target(
+            name: "ZoneSource",
+            dependencies: [
+                "DNSWire", "DNSZone",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // The NOTIFY client (RFC 1996): sends, retries, gives up; messages from DNSTransfer.
+        .target(
+            name: "DNSNotify",
+            dependencies: [
+                "DNSWire", "DNSZone", "DNSTransfer",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         // recvmmsg(2)/sendmmsg(2), which Swift's Glibc module does not declare.
         .target(name: "CDatagramBatch"),
-        // Layer 4: UDP/TCP transport over SwiftNIO, snapshots, reload, transfers, NOTIFY.
+        // Layer 4: sockets only. UDP (a recvmmsg thread, or NIO) and TCP listeners and their
+        // limits, handing bytes to DNSResponder and DNSTransfer.
         .target(
             name: "DNSServer",
             dependencies: [
@@ -53,11 +74,14 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
-        // Member registration: what a member publishes, zone overlays. Pure logic.
-        .target(name: "Registration", dependencies: ["DNSWire", "DNSZone"]),
+        // etcd's DNS discovery rules: the SRV names it asks (which registration publishes)
+        // and its GetCluster/GetClient checks as a checker (`srvctl verify`).
+        .target(name: "EtcdDiscovery", dependencies: ["DNSWire"]),
+        // Member registration, pure: members, the overlay of stored data on a file zone, the
+        // member rules, and `RegistryState`, which checks and plans every change.
+        .target(name: "Registration", dependencies: ["DNSWire", "DNSZone", "EtcdDiscovery"]),
         // Durable store for dynamic records and their change history (SQLite WAL via GRDB).
         .target(
             name: "SrvdStore",
@@ -66,12 +90,25 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
-        // Admin HTTP API (Hummingbird), the registry that applies changes, metrics. No sockets
-        // of its own: it reaches DNS through the snapshot holder (ZoneStore, DNSResponder).
+        // The commit actor every writer goes through: plan (Registration), durable commit
+        // (SrvdStore), snapshot swap (DNSResponder's ZoneStore), serial back to the writer.
+        .target(
+            name: "SrvdRegistry",
+            dependencies: [
+                "DNSWire", "DNSZone", "DNSResponder", "DNSTransfer", "Registration", "SrvdStore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        // The admin API's JSON bodies, shared by srvd and srvctl.
+        .target(name: "SrvdAPI", dependencies: ["DNSWire", "DNSZone", "Registration"]),
+        // The admin HTTP API (Hummingbird) only: routes, bearer tokens, errors as
+        // HTTPResponseError, metrics. Changes go to SrvdRegistry.
         .target(
             name: "SrvdAdmin",
             dependencies: [
-                "DNSWire", "DNSZone", "DNSResponder", "DNSTransfer", "Registration", "SrvdStore",
+                "DNSWire", "DNSZone", "DNSResponder", "Registration", "SrvdAPI", "SrvdRegistry",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -88,14 +125,15 @@ let package = Package(
         .executableTarget(name: "fuzz-message", dependencies: ["DNSWire", "FuzzDriver"]),
         .executableTarget(name: "fuzz-responder", dependencies: ["DNSWire", "DNSZone", "DNSResponder", "FuzzDriver"]),
         // Profiling aid: the responder in a loop on the benchmark's query mix.
-        .executableTarget(name: "srvd-microbench", dependencies: ["DNSResponder", "DNSServer", "DNSWire", "DNSZone"]),
+        .executableTarget(name: "srvd-microbench", dependencies: ["DNSResponder", "ZoneSource", "DNSWire", "DNSZone"]),
         // Build-time helper: compiles files (the OpenAPI document) into Swift sources.
         .executableTarget(name: "embed-files"),
         .plugin(name: "EmbedFiles", capability: .buildTool(), dependencies: ["embed-files"]),
         .executableTarget(
             name: "srvd",
             dependencies: [
-                "DNSWire", "DNSZone", "DNSServer", "DNSTransfer", "Registration", "SrvdStore", "SrvdAdmin",
+                "DNSWire", "DNSZone", "DNSResponder", "DNSTransfer", "ZoneSource", "DNSNotify", "DNSServer",
+                "SrvdStore", "SrvdRegistry", "SrvdAdmin",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -111,7 +149,7 @@ let package = Package(
         .executableTarget(
             name: "srvctl",
             dependencies: [
-                "DNSWire", "Registration",
+                "DNSWire", "SrvdAPI", "EtcdDiscovery",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -119,8 +157,9 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
-        // What several test targets share (a seeded random generator).
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        // What several test targets share: a seeded random generator, the lab zone, and
+        // `Zone(text:origin:)`.
+        .target(name: "TestSupport", dependencies: ["DNSWire", "DNSZone"], path: "Tests/TestSupport"),
         .testTarget(name: "DNSWireTests", dependencies: ["DNSWire", "TestSupport"]),
         .testTarget(name: "DNSZoneTests", dependencies: ["DNSZone", "DNSWire"]),
         .testTarget(
@@ -128,13 +167,20 @@ let package = Package(
             dependencies: ["DNSResponder", "DNSZone", "DNSWire", "TestSupport"],
             resources: [.copy("Cases")]
         ),
-        .testTarget(name: "DNSTransferTests", dependencies: ["DNSTransfer", "DNSZone", "DNSWire"]),
+        .testTarget(name: "DNSTransferTests", dependencies: ["DNSTransfer", "DNSZone", "DNSWire", "TestSupport"]),
         .testTarget(name: "RegistrationTests", dependencies: ["Registration", "DNSZone", "DNSWire", "TestSupport"]),
+        .testTarget(name: "EtcdDiscoveryTests", dependencies: ["EtcdDiscovery", "DNSWire"]),
+        .testTarget(name: "ZoneSourceTests", dependencies: ["ZoneSource", "DNSZone", "DNSWire"]),
         .testTarget(name: "SrvdStoreTests", dependencies: ["SrvdStore", "Registration", "DNSZone", "DNSWire"]),
+        .testTarget(
+            name: "SrvdRegistryTests",
+            dependencies: ["SrvdRegistry", "SrvdStore", "Registration", "DNSResponder", "DNSZone", "DNSWire", "TestSupport"]
+        ),
         .testTarget(
             name: "SrvdAdminTests",
             dependencies: [
-                "SrvdAdmin", "SrvdStore", "Registration", "DNSResponder", "DNSZone", "DNSWire", "TestSupport",
+                "SrvdAdmin", "SrvdRegistry", "SrvdAPI", "SrvdStore", "Registration", "DNSResponder", "DNSZone", "DNSWire",
+                "TestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
@@ -142,7 +188,7 @@ let package = Package(
         .testTarget(
             name: "DNSServerTests",
             dependencies: [
-                "DNSServer", "DNSResponder", "DNSZone", "DNSWire",
+                "DNSServer", "DNSResponder", "DNSZone", "DNSWire", "TestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),

@@ -416,3 +416,23 @@ func readFile(_ path: String) -> String? {
     }
     return String(decoding: out, as: UTF8.self)
 }
+
+extension ZoneFileLoader {
+    /// One record's data in presentation format (RFC 1035 §5.1), as a zone file would hold
+    /// it after owner, TTL, class and type: parsed by the same ldns parser as the files, so
+    /// the API and the files accept the same text. The text must be one line, so that no
+    /// second record (or `$INCLUDE`) can be smuggled in with it.
+    public static func rdata(_ text: String, owner: DNSName, type: RRType, origin: DNSName) throws(ZoneError) -> RData {
+        guard !text.contains(where: { $0 == "\n" || $0 == "\r" }), text.contains(where: { $0 != " " && $0 != "\t" }) else {
+            throw ZoneError("each rdata entry is one record's data on one line")
+        }
+        let parsed: [(ResourceRecord, SourceLocation)]
+        do { parsed = try parse(text: "\(owner) 0 IN \(type) \(text)", origin: origin) } catch {
+            throw ZoneError("\"\(text)\" is not valid \(type) data: \(error.errors.first?.message ?? "\(error)")")
+        }
+        guard parsed.count == 1, parsed[0].0.type == type, parsed[0].0.name == owner else {
+            throw ZoneError("\"\(text)\" is not one \(type) record")
+        }
+        return parsed[0].0.rdata
+    }
+}

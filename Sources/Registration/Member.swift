@@ -1,4 +1,5 @@
 import DNSWire
+import EtcdDiscovery
 
 /// The JSON body of `PUT /v1/zones/{zone}/members/{name}`: what a member says about itself.
 /// Fields are optional here so that a missing one is reported by name, not as a decoding
@@ -52,29 +53,8 @@ public struct Member: Sendable, Equatable {
     public let clientOwner: DNSName
 
     /// The defaults etcd uses (etcd's clustering guide): peers on 2380, clients on 2379.
-    public static let defaultPeerPort = 2380
-    public static let defaultClientPort = 2379
-
-    /// The label `etcd --discovery-srv` looks up for peers (etcd's GetSRVService): `-ssl`
-    /// when peers use TLS, then `-SERVICE` for `--discovery-srv-name SERVICE`.
-    public static func serverLabel(tls: Bool, service: String?) -> String {
-        "_etcd-server" + (tls ? "-ssl" : "") + (service.map { "-" + $0 } ?? "")
-    }
-
-    /// The label clients (`etcdctl --discovery-srv`) look up.
-    public static func clientLabel(tls: Bool, service: String?) -> String {
-        "_etcd-client" + (tls ? "-ssl" : "") + (service.map { "-" + $0 } ?? "")
-    }
-
-    /// `_etcd-server[-ssl][-SERVICE]._tcp.zone.`
-    public static func serverOwner(zone: DNSName, tls: Bool, service: String?) -> DNSName {
-        try! DNSName(labels: [Array(serverLabel(tls: tls, service: service).utf8), Array("_tcp".utf8)]).appending(zone)
-    }
-
-    public static func clientOwner(zone: DNSName, tls: Bool, service: String?) -> DNSName {
-        try! DNSName(labels: [Array(clientLabel(tls: tls, service: service).utf8), Array("_tcp".utf8)]).appending(zone)
-    }
-
+    public static let defaultPeerPort = EtcdSRV.defaultPeerPort
+    public static let defaultClientPort = EtcdSRV.defaultClientPort
 
     /// Longest service name whose SRV label still fits in 63 octets (`_etcd-server-ssl-`
     /// takes 17).
@@ -150,8 +130,8 @@ public struct Member: Sendable, Equatable {
         } else {
             ttl = defaultTTL
         }
-        serverOwner = Self.serverOwner(zone: zone, tls: tls, service: service)
-        clientOwner = Self.clientOwner(zone: zone, tls: tls, service: service)
+        serverOwner = EtcdSRV.serverOwner(zone: zone, tls: tls, service: service)
+        clientOwner = EtcdSRV.clientOwner(zone: zone, tls: tls, service: service)
     }
 
     /// Why an IPv4 address is no unicast destination: the unspecified address (RFC 1122

@@ -5,6 +5,8 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 import Registration
+import SrvdAPI
+import SrvdRegistry
 import Synchronization
 
 /// What the API reports about the running server that the registry does not know.
@@ -232,7 +234,9 @@ struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         do {
             return try await next(request, context)
         } catch let e as APIError {
-            return Self.response(status: .init(code: e.status), ErrorBody(error: e.message, field: e.field))
+            return try e.response(from: request, context: context)
+        } catch let e as RegistryError {
+            return try APIError(e).response(from: request, context: context)
         } catch let e as HTTPError {
             let message = e.body ?? (e.status == .notFound ? "no such endpoint: \(request.method) \(request.uri.path)" : e.status.reasonPhrase)
             var response = Self.response(status: e.status, ErrorBody(error: message, field: nil))

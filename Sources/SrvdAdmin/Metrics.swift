@@ -2,12 +2,13 @@ import DNSResponder
 import DNSWire
 import DNSZone
 import Prometheus
+import SrvdRegistry
 import Synchronization
 
 /// srvd's own metrics, kept in a Prometheus registry that `/metrics` renders. The srvd
 /// executable also points swift-metrics at the same registry, so library metrics land
 /// there too.
-public final class SrvdMetrics: Sendable {
+public final class SrvdMetrics: RegistryObserver {
     public let registry: PrometheusCollectorRegistry
 
     private struct QueryKey: Hashable {

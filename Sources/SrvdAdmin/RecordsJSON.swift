@@ -1,5 +1,5 @@
 import Foundation
-import Registration
+import SrvdAPI
 
 /// The records listing written straight to bytes. At 100,000 members the listing is
 /// 300,000 records and 18 MB of JSON; `JSONEncoder` first builds a tree of boxed values

@@ -24,32 +24,7 @@ public enum StoreError: Error, CustomStringConvertible, Sendable {
 }
 
 /// One accepted change, written in one transaction together with its history entry.
-public struct StoreChange: Sendable {
-    public enum Operation: Sendable {
-        case putMember(Member)
-        case deleteMember(DNSName)
-        /// Replaces an RRset; an empty set hides the file's RRset of that key.
-        case putRRSet(RRSet)
-        /// Forgets what the API said about an RRset (the file's, if any, shows again).
-        case forgetRRSet(RRSetKey)
-    }
-
-    public var zone: DNSName
-    public var fromSerial: UInt32
-    public var toSerial: UInt32
-    public var operation: Operation
-    public var removed: [ResourceRecord]
-    public var added: [ResourceRecord]
-
-    public init(zone: DNSName, fromSerial: UInt32, toSerial: UInt32, operation: Operation, removed: [ResourceRecord], added: [ResourceRecord]) {
-        self.zone = zone
-        self.fromSerial = fromSerial
-        self.toSerial = toSerial
-        self.operation = operation
-        self.removed = removed
-        self.added = added
-    }
-}
+public typealias StoreChange = RegistryChange
 
 /// One entry of a zone's change history: the step from one serial to the next (RFC 1995).
 public struct HistoryEntry: Sendable, Equatable {

@@ -1,6 +1,6 @@
 import DNSWire
 import Foundation
-import Registration
+import SrvdAPI
 
 /// A DNS server srvctl checks, and why: srvd's own listener, or a resolver the machine
 /// uses (a `nameserver` of /etc/resolv.conf, which is what etcd's Go resolver asks), or the

@@ -1,11 +1,12 @@
 import ArgumentParser
 import AsyncHTTPClient
 import DNSWire
+import EtcdDiscovery
 import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOSSL
-import Registration
+import SrvdAPI
 
 @main
 struct Srvctl: AsyncParsableCommand {
@@ -75,8 +76,8 @@ struct Register: AsyncParsableCommand {
     @Argument(help: "The member's name in the zone, e.g. infra0.") var name: String?
     @Option(name: .customLong("address"), parsing: .upToNextOption, help: "IPv4 or IPv6 address; repeat, list several, or separate with commas.")
     var addresses: [String] = []
-    @Option(name: .customLong("peer-port")) var peerPort: Int = Member.defaultPeerPort
-    @Option(name: .customLong("client-port")) var clientPort: Int = Member.defaultClientPort
+    @Option(name: .customLong("peer-port")) var peerPort: Int = EtcdSRV.defaultPeerPort
+    @Option(name: .customLong("client-port")) var clientPort: Int = EtcdSRV.defaultClientPort
     @Flag(help: "Members speak TLS: publish _etcd-server-ssl/_etcd-client-ssl.") var tls = false
     @Option(help: "Cluster name for etcd's --discovery-srv-name.") var service: String?
     @Option(help: "TTL of the records (default: the zone's).") var ttl: Int?
@@ -259,7 +260,7 @@ struct Wait: AsyncParsableCommand {
         // Each SRV owner once, with the members that belong in it, in a fixed order.
         var owners: [(DNSName, [MemberBody])] = []
         for m in cluster {
-            for owner in [Member.serverOwner(zone: zoneName, tls: m.tls, service: m.service), Member.clientOwner(zone: zoneName, tls: m.tls, service: m.service)] {
+            for owner in [EtcdSRV.serverOwner(zone: zoneName, tls: m.tls, service: m.service), EtcdSRV.clientOwner(zone: zoneName, tls: m.tls, service: m.service)] {
                 if let i = owners.firstIndex(where: { $0.0 == owner }) { owners[i].1.append(m) } else { owners.append((owner, [m])) }
             }
         }

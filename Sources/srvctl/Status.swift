@@ -1,7 +1,8 @@
 import ArgumentParser
 import DNSWire
 import Foundation
-import Registration
+import SrvdAPI
+import EtcdDiscovery
 
 struct Status: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

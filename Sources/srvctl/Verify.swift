@@ -1,7 +1,7 @@
 import ArgumentParser
 import DNSWire
 import Foundation
-import Registration
+import EtcdDiscovery
 
 struct Verify: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -2,7 +2,7 @@
 // the per-query path (valgrind --tool=callgrind) and report its cost:
 //   srvd-microbench [ZONES_DIR] [QUERIES]
 import DNSResponder
-import DNSServer
+import ZoneSource
 import DNSWire
 import DNSZone
 import Dispatch

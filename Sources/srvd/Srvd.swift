@@ -13,6 +13,9 @@ import NIOCore
 import NIOSSL
 import Prometheus
 import SrvdAdmin
+import SrvdRegistry
+import ZoneSource
+import DNSNotify
 import SrvdStore
 import ServiceLifecycle
 import UnixSignals
@@ -191,7 +194,7 @@ struct Serve: AsyncParsableCommand {
         let registry: Registry
         do {
             registry = try Registry(
-                store: store, zoneStore: zoneStore, logger: logger, metrics: metrics,
+                store: store, zoneStore: zoneStore, logger: logger, observer: metrics,
                 memberTTL: memberTTL.map { UInt32($0) },
                 onZoneChange: { zone in Task { await notifier.notify(zone) } })
         } catch {

@@ -1,6 +1,7 @@
 import DNSResponder
 import DNSWire
 import DNSZone
+import TestSupport
 import Testing
 
 let labZone: ZoneSet = {
@@ -12,8 +13,7 @@ let labZone: ZoneSet = {
         infra0 A 127.0.0.10
         _etcd-server._tcp SRV 0 0 2380 infra0
         """
-    let origin = try! DNSName("lab.example.")
-    return ZoneSet([try! ZoneFileLoader.loadZone(text: text, origin: origin)])
+    return ZoneSet([Zone.from(text: text, origin: "lab.example.")])
 }()
 
 func query(_ name: String, _ type: RRType, id: UInt16 = 99, edns: EDNS? = EDNS(udpPayloadSize: 1232), rd: Bool = true, rrClass: RRClass = .in) -> Message {

@@ -4,6 +4,7 @@ import DNSZone
 import NIOCore
 import NIOEmbedded
 import NIOTestUtils
+import TestSupport
 import Testing
 
 @testable import DNSServer
@@ -45,9 +46,8 @@ func frame(_ message: [UInt8]) -> ByteBuffer {
 }
 
 let zoneStore: ZoneStore = {
-    let origin = try! DNSName("lab.example.")
     let text = "@ 300 SOA ns1 hostmaster 1 3600 900 604800 60\n@ 300 NS ns1\nns1 300 A 127.0.0.1\ninfra0 300 A 127.0.0.10\n"
-    return ZoneStore(ZoneSet([try! ZoneFileLoader.loadZone(text: text, origin: origin)]))
+    return ZoneStore(ZoneSet([Zone.from(text: text, origin: "lab.example.")]))
 }()
 
 func queryBytes(_ name: String, id: UInt16) -> [UInt8] {

@@ -1,6 +1,7 @@
 import DNSTransfer
 import DNSWire
 import DNSZone
+import TestSupport
 import Testing
 
 func name(_ s: String) -> DNSName { try! DNSName(s) }
@@ -10,8 +11,7 @@ func zone(serial: UInt32 = 10, members: Int = 3) -> Zone {
     for i in 0..<members {
         text += "m\(i) A 10.0.\(i / 250).\(i % 250)\n_etcd-server._tcp SRV 0 0 2380 m\(i)\n"
     }
-    let origin = name("lab.example.")
-    return try! ZoneFileLoader.loadZone(text: text, origin: origin)
+    return Zone.from(text: text, origin: "lab.example.")
 }
 
 func query(_ type: RRType, zone: String = "lab.example.", clientSerial: UInt32? = nil, id: UInt16 = 77) -> Message {

@@ -17,7 +17,7 @@ func fileZone(_ extra: String = "") -> Zone {
         child NS ns.elsewhere.test.
 
         """ + extra
-    return try! ZoneFileLoader.loadZone(text: text, origin: lab, defaultTTL: 300)
+    return Zone.from(text: text, origin: lab.description, defaultTTL: 300)
 }
 
 func member(_ name: String, _ addresses: [String], ttl: Int? = 300) -> Member {

@@ -8,20 +8,11 @@ import HummingbirdTesting
 import Logging
 import Registration
 import SrvdAdmin
+import SrvdRegistry
 import SrvdStore
+import TestSupport
+import SrvdAPI
 import Testing
-
-let labText = """
-    $TTL 300
-    @ SOA ns1 hostmaster 100 3600 900 604800 60
-    @ NS ns1
-    ns1 A 127.0.0.1
-    infra0 A 127.0.0.10
-    _etcd-server._tcp SRV 0 0 2380 infra0
-    _etcd-client._tcp SRV 0 0 2379 infra0
-    alias CNAME infra0
-    child NS ns.elsewhere.test.
-    """
 
 /// A registry over a fresh store and the zone above, and the router in front of it.
 struct Harness: Sendable {
@@ -39,7 +30,7 @@ struct Harness: Sendable {
         zones = ZoneStore()
         let logger = Logger(label: "test")
         metrics = SrvdMetrics()
-        registry = try Registry(store: try RegistrationStore(directory: dir), zoneStore: zones, logger: logger, metrics: metrics)
+        registry = try Registry(store: try RegistrationStore(directory: dir), zoneStore: zones, logger: logger, observer: metrics)
         let origin = try DNSName("lab.example.")
         await registry.filesLoaded([try ZoneFileLoader.loadZone(text: labText, origin: origin, defaultTTL: 300)], generation: 1)
     }

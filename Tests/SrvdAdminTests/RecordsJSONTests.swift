@@ -6,6 +6,7 @@ import Hummingbird
 import HummingbirdTesting
 import Registration
 @testable import SrvdAdmin
+import SrvdAPI
 import Testing
 
 /// `RecordsJSON` writes the records listing by hand; it must be exactly what the API's

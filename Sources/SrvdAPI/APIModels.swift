@@ -1,12 +1,14 @@
 import DNSWire
 import DNSZone
+import Registration
 
-/// The JSON bodies of the admin API (see `openapi.yaml`), shared by srvd and srvctl.
+// The JSON bodies of the admin API (`Sources/SrvdAdmin/openapi.yaml`), shared by srvd,
+// which makes them from the registry's types, and srvctl, which reads them.
 
+/// The body of a member's PUT is its spec as the registration layer takes it.
+public typealias MemberSpec = Registration.MemberSpec
 /// Where a served RRset comes from, as the records listing shows it.
-public enum RRSetSource: String, Sendable, Codable {
-    case file, api, member
-}
+public typealias RRSetSource = Registration.RRSetSource
 
 public struct StatusBody: Codable, Sendable {
     public var version: String

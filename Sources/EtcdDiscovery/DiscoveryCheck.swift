@@ -166,7 +166,7 @@ public struct DiscoveryCheck {
         }
 
         // Server records: -ssl first, then plain, as etcd asks.
-        let kinds = [("https", Member.serverLabel(tls: true, service: service)), ("http", Member.serverLabel(tls: false, service: service))]
+        let kinds = [("https", EtcdSRV.serverLabel(tls: true, service: service)), ("http", EtcdSRV.serverLabel(tls: false, service: service))]
         var server: [DiscoveryRecordSet] = []
         var cluster: [String] = []
         var tempName = 0
@@ -246,7 +246,7 @@ public struct DiscoveryCheck {
         // Client records, as etcdctl --discovery-srv reads them: -ssl, then plain.
         var client: [DiscoveryRecordSet] = []
         var endpoints: [String] = []
-        for (scheme, label) in [("https", Member.clientLabel(tls: true, service: service)), ("http", Member.clientLabel(tls: false, service: service))] {
+        for (scheme, label) in [("https", EtcdSRV.clientLabel(tls: true, service: service)), ("http", EtcdSRV.clientLabel(tls: false, service: service))] {
             let ownerName = owner(label)
             switch try resolver.srv(ownerName) {
             case .records(let records) where !records.isEmpty:

@@ -1,5 +1,5 @@
 import DNSWire
-import Registration
+import EtcdDiscovery
 import Testing
 
 /// DNS as a table: SRV owner → targets (owner missing = NXDOMAIN), name → addresses.
