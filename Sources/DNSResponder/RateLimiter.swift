@@ -49,11 +49,12 @@ public final class ResponseRateLimiter {
     /// The decision for one response about to be sent.
     /// - Parameters:
     ///   - network: the client's network (see `network(ipv4:)`), already masked.
-    ///   - query, response: the wire messages, to classify the response.
+    ///   - query: the query, for the name of the kinds kept per name.
+    ///   - kind: what the response says, as the responder classified it.
     ///   - now: the current second.
-    public func decide(network: UInt64, query: UnsafeRawBufferPointer, response: UnsafeRawBufferPointer, now: UInt32) -> Decision {
-        guard limit > 0, response.count >= 12 else { return .send }
-        let key = Self.classify(network: network, query: query, response: response)
+    public func decide(network: UInt64, query: UnsafeRawBufferPointer, kind: ResponseKind, now: UInt32) -> Decision {
+        guard limit > 0 else { return .send }
+        let key = Self.classify(network: network, query: query, kind: kind)
         let slot = Int(truncatingIfNeeded: key) & mask
         var b = buckets[slot]
         if b.key != key || b.second != now {
@@ -74,32 +75,13 @@ public final class ResponseRateLimiter {
 
     /// FNV-1a over the network, the kind, and for kinds kept per name the lower-cased
     /// QNAME (and QTYPE).
-    static func classify(network: UInt64, query q: UnsafeRawBufferPointer, response r: UnsafeRawBufferPointer) -> UInt64 {
+    static func classify(network: UInt64, query q: UnsafeRawBufferPointer, kind: ResponseKind) -> UInt64 {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
         func mix(_ b: UInt8) { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
         for shift in stride(from: 0, to: 64, by: 8) { mix(UInt8(truncatingIfNeeded: network >> UInt64(shift))) }
-        let rcode = r[3] & 0x0F
-        let answers = Int(r[6]) << 8 | Int(r[7])
-        let authoritative = r[2] & 0x04 != 0
-        let kind: UInt8
-        var perName = false
-        var withType = false
-        switch rcode {
-        case 0 where answers > 0:
-            kind = 1
-            perName = true
-            withType = true
-        case 0 where authoritative:
-            kind = 2  // NODATA
-            perName = true
-        case 0:
-            kind = 3  // referral
-        case 3:
-            kind = 4  // NXDOMAIN
-        default:
-            kind = 5  // errors
-        }
-        mix(kind)
+        let perName = kind == .positive || kind == .noData
+        let withType = kind == .positive
+        mix(kind.rawValue)
         if perName, q.count > 12 {
             var i = 12
             while i < q.count, q[i] != 0, q[i] < 64 {

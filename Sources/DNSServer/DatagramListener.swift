@@ -197,9 +197,7 @@ private struct MultiMessageHeader {
 /// once and reused for every burst.
 private struct BurstState: ~Copyable {
     let answerer: QueryAnswerer
-    let cache = AnswerCache()
-    let limiter: ResponseRateLimiter
-    var tallies = Tallies()
+    let udp: UDPAnswerer
     let count = DatagramListener.burst
     let received: UnsafeMutableRawBufferPointer
     let responses: UnsafeMutableRawBufferPointer
@@ -215,7 +213,7 @@ private struct BurstState: ~Copyable {
                 && MemoryLayout<MultiMessageHeader>.offset(of: \.msg_len) == Int(srvd_mmsghdr_len_offset()),
             "struct mmsghdr layout differs from MultiMessageHeader")
         self.answerer = answerer
-        limiter = ResponseRateLimiter(limit: answerer.rateLimit.limit, slip: answerer.rateLimit.slip)
+        udp = UDPAnswerer(responder: answerer.responder, rateLimit: answerer.rateLimit, observer: answerer.observer)
         received = .allocate(byteCount: count * DatagramListener.maxQuerySize, alignment: 16)
         responses = .allocate(byteCount: count * DatagramListener.maxResponseSize, alignment: 16)
         addresses = .allocate(capacity: count)
@@ -256,27 +254,16 @@ private struct BurstState: ~Copyable {
         // stops the listener; the caller checks whether it should stop.
         guard n > 0 else { return }
         let zones = answerer.store.snapshot
-        let now = limiter.isEnabled ? UInt32(truncatingIfNeeded: time(nil)) : 0
+        let now = udp.rateLimited ? ClientNetwork.second() : 0
         var out = 0
         for i in 0..<n {
             let length = Int(receiveHeaders[i].msg_len)
             let query = UnsafeRawBufferPointer(start: received.baseAddress! + i * DatagramListener.maxQuerySize, count: length)
-            let network = limiter.isEnabled ? Self.network(addresses[i]) : 0
+            let network = udp.rateLimited ? Self.network(addresses[i]) : 0
             let slot = responses.baseAddress! + out * DatagramListener.maxResponseSize
             var produced = 0
-            let answered = cache.respond(to: query, over: .udp, zones: zones, responder: answerer.responder) { bytes in
-                switch limiter.isEnabled ? limiter.decide(network: network, query: query, response: bytes, now: now) : .send {
-                case .send:
-                    produced = Self.copy(bytes, to: slot)
-                case .slip:
-                    tallies.rateLimitSlipped += 1
-                    produced = ResponseRateLimiter.truncated(bytes).withUnsafeBytes { Self.copy($0, to: slot) }
-                case .drop:
-                    tallies.rateLimitDropped += 1
-                }
-            }
-            guard let answered, produced > 0 else { continue }
-            tallies.record(answered.rcode, answered.qtype)
+            udp.answer(query, network: network, now: now, zones: zones) { bytes in produced = Self.copy(bytes, to: slot) }
+            guard produced > 0 else { continue }
             sendIOV[out].iov_len = produced
             sendHeaders[out].msg_hdr = msghdr(
                 msg_name: UnsafeMutableRawPointer(addresses + i), msg_namelen: receiveHeaders[i].msg_hdr.msg_namelen,
@@ -284,7 +271,7 @@ private struct BurstState: ~Copyable {
             out += 1
         }
         send(fd, out)
-        tallies.flush(to: answerer.observer, .udp)
+        udp.flush()
     }
 
     private static func copy(_ bytes: UnsafeRawBufferPointer, to slot: UnsafeMutableRawPointer) -> Int {
@@ -310,21 +297,13 @@ private struct BurstState: ~Copyable {
         }
     }
 
-    /// The client's network for rate limiting: /24 for IPv4, /56 for IPv6.
     private static func network(_ address: sockaddr_storage) -> UInt64 {
         var address = address
         return withUnsafePointer(to: &address) { p in
             switch Int32(p.pointee.ss_family) {
-            case AF_INET:
-                return p.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { sin in
-                    withUnsafeBytes(of: sin.pointee.sin_addr) { ResponseRateLimiter.network(ipv4: ($0[0], $0[1], $0[2], $0[3])) }
-                }
-            case AF_INET6:
-                return p.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { sin6 in
-                    withUnsafeBytes(of: sin6.pointee.sin6_addr) { ResponseRateLimiter.network(ipv6: $0) }
-                }
-            default:
-                return 0
+            case AF_INET: return p.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { ClientNetwork.of($0.pointee) }
+            case AF_INET6: return p.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { ClientNetwork.of($0.pointee) }
+            default: return 0
             }
         }
     }

@@ -7,34 +7,6 @@ import NIOCore
 import Glibc
 #endif
 
-/// Receives what was answered, once per read burst rather than per query, so that counting
-/// costs one call (and one lock in the metrics layer) per burst.
-public typealias ResponseObserver = @Sendable (QueryReport, Transport) -> Void
-
-/// Counts responses until the handler hands them to the observer.
-struct Tallies {
-    private(set) var items: [QueryTally] = []
-    var rateLimitDropped = 0
-    var rateLimitSlipped = 0
-
-    mutating func record(_ rcode: RCode, _ qtype: RRType?) {
-        // A burst has few distinct kinds; a short linear search beats hashing.
-        for i in items.indices where items[i].rcode == rcode && items[i].qtype == qtype {
-            items[i].count += 1
-            return
-        }
-        items.append(QueryTally(rcode: rcode, qtype: qtype, count: 1))
-    }
-
-    mutating func flush(to observer: ResponseObserver?, _ transport: Transport) {
-        guard !items.isEmpty || rateLimitDropped > 0 || rateLimitSlipped > 0 else { return }
-        observer?(QueryReport(tallies: items, rateLimitDropped: rateLimitDropped, rateLimitSlipped: rateLimitSlipped), transport)
-        items.removeAll(keepingCapacity: true)
-        rateLimitDropped = 0
-        rateLimitSlipped = 0
-    }
-}
-
 /// Zone transfer settings: who may transfer, and where IXFR finds history.
 public struct TransferSettings: Sendable {
     public var policy: TransferPolicy
@@ -55,58 +27,33 @@ struct QueryAnswerer: Sendable {
     var rateLimit = RateLimitSettings()
 }
 
-/// Response rate limiting for UDP (see `ResponseRateLimiter`).
-public struct RateLimitSettings: Sendable {
-    /// Responses per second per client network and kind; 0 turns it off.
-    public var limit: Int
-    public var slip: Int
-
-    /// On by default, far above what a lab's resolvers ask (NSD's default is 200).
-    public init(limit: Int = 500, slip: Int = 2) {
-        self.limit = limit
-        self.slip = slip
-    }
-}
-
-/// Answers UDP datagrams through a cache of this event loop's own (`AnswerCache`): a
-/// repeated question is answered without running the responder. Responses are written as
-/// they are made and flushed once per read burst, which NIO sends with one sendmmsg(2).
+/// Answers UDP datagrams through a `UDPAnswerer` of this event loop's own (cache, rate
+/// limiting, tallies). Responses are written as they are made and flushed once per read
+/// burst, which NIO sends with one sendmmsg(2).
 final class UDPQueryHandler: ChannelInboundHandler {
     typealias InboundIn = AddressedEnvelope<ByteBuffer>
     typealias OutboundOut = AddressedEnvelope<ByteBuffer>
 
     private let answerer: QueryAnswerer
-    private let cache = AnswerCache()
-    private let limiter: ResponseRateLimiter
-    private var tallies = Tallies()
+    private let udp: UDPAnswerer
     private var pending = false
 
     init(answerer: QueryAnswerer) {
         self.answerer = answerer
-        limiter = ResponseRateLimiter(limit: answerer.rateLimit.limit, slip: answerer.rateLimit.slip)
+        udp = UDPAnswerer(responder: answerer.responder, rateLimit: answerer.rateLimit, observer: answerer.observer)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let envelope = unwrapInboundIn(data)
-        let zones = answerer.store.snapshot
-        let network = limiter.isEnabled ? Self.network(envelope.remoteAddress) : 0
-        let now = limiter.isEnabled ? UInt32(truncatingIfNeeded: time(nil)) : 0
+        let network = udp.rateLimited ? ClientNetwork.of(envelope.remoteAddress) : 0
+        let now = udp.rateLimited ? ClientNetwork.second() : 0
         var out: ByteBuffer? = nil
-        let answered = envelope.data.withUnsafeReadableBytes { query in
-            cache.respond(to: query, over: .udp, zones: zones, responder: answerer.responder) { bytes in
-                switch limiter.isEnabled ? limiter.decide(network: network, query: query, response: bytes, now: now) : .send {
-                case .send:
-                    out = context.channel.allocator.buffer(bytes: bytes)
-                case .slip:
-                    tallies.rateLimitSlipped += 1
-                    out = context.channel.allocator.buffer(bytes: ResponseRateLimiter.truncated(bytes))
-                case .drop:
-                    tallies.rateLimitDropped += 1
-                }
+        envelope.data.withUnsafeReadableBytes { query in
+            udp.answer(query, network: network, now: now, zones: answerer.store.snapshot) { bytes in
+                out = context.channel.allocator.buffer(bytes: bytes)
             }
         }
-        guard let answered, let out else { return }
-        tallies.record(answered.rcode, answered.qtype)
+        guard let out else { return }
         context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: envelope.remoteAddress, data: out)), promise: nil)
         pending = true
     }
@@ -116,25 +63,36 @@ final class UDPQueryHandler: ChannelInboundHandler {
             pending = false
             context.flush()
         }
-        tallies.flush(to: answerer.observer, .udp)
-    }
-
-    /// The client's network for rate limiting: /24 for IPv4, /56 for IPv6.
-    static func network(_ address: SocketAddress) -> UInt64 {
-        switch address {
-        case .v4(let a):
-            return withUnsafeBytes(of: a.address.sin_addr) { ResponseRateLimiter.network(ipv4: ($0[0], $0[1], $0[2], $0[3])) }
-        case .v6(let a):
-            return withUnsafeBytes(of: a.address.sin6_addr) { ResponseRateLimiter.network(ipv6: $0) }
-        default:
-            return 0
-        }
+        udp.flush()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         // A UDP socket reports per-datagram errors (ICMP unreachable and the like); none of
         // them is a reason to stop serving everyone else.
     }
+}
+
+/// The client's network for rate limiting (a /24 in IPv4, a /56 in IPv6), from either
+/// engine's form of the address.
+enum ClientNetwork {
+    static func of(_ address: SocketAddress) -> UInt64 {
+        switch address {
+        case .v4(let a): return of(a.address)
+        case .v6(let a): return of(a.address)
+        default: return 0
+        }
+    }
+
+    static func of(_ sin: sockaddr_in) -> UInt64 {
+        withUnsafeBytes(of: sin.sin_addr) { ResponseRateLimiter.network(ipv4: ($0[0], $0[1], $0[2], $0[3])) }
+    }
+
+    static func of(_ sin6: sockaddr_in6) -> UInt64 {
+        withUnsafeBytes(of: sin6.sin6_addr) { ResponseRateLimiter.network(ipv6: $0) }
+    }
+
+    /// The current second, which rate limiting budgets by.
+    static func second() -> UInt32 { UInt32(truncatingIfNeeded: time(nil)) }
 }
 
 /// Splits a TCP byte stream into DNS messages: a two-octet length, then the message

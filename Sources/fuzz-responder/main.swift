@@ -11,6 +11,10 @@
 //     did not decode);
 //   - size: ≤ 512 octets over UDP without EDNS, ≤ max(512, min(client size, 1232)) over
 //     UDP with EDNS, ≤ 65535 over TCP;
+//   - the responder's own account of a response holds: `optOffset` is where the OPT record
+//     is (the last record), and `kind` is what the header says (RCODE, AA, ANCOUNT);
+//   - a query of the plain shape (`PlainQuery`) gets the same response as when it is
+//     decoded in full by `Message.decode` (`respondDecoding`);
 //   - AnswerCache: the same input twice (a miss, then a hit) gives the Responder's bytes,
 //     and so do two variants asked afterwards through the same cache (one with another
 //     ID, one with every header bit the cache patches or ignores flipped, the QNAME's
@@ -253,7 +257,7 @@ func flippedVariant(_ q: [UInt8]) -> [UInt8] {
 func throughCache(_ cache: AnswerCache, _ q: [UInt8], _ transport: Transport, expect: Response?) {
     var out: [UInt8]? = nil
     let meta = q.withUnsafeBytes { buf in
-        cache.respond(to: buf, over: transport, zones: Fixture.zones, responder: Responder()) { bytes in
+        cache.respond(to: buf, over: transport, zones: Fixture.zones, responder: Responder()) { bytes, _ in
             if out != nil { fail("AnswerCache wrote twice", q, transport) }
             out = Array(bytes)
         }
@@ -266,9 +270,32 @@ func throughCache(_ cache: AnswerCache, _ q: [UInt8], _ transport: Transport, ex
     if out != expect.bytes {
         fail("AnswerCache bytes differ from Responder's\nexpected: \(hexString(expect.bytes))", q, transport, out)
     }
-    if meta.rcode != expect.rcode || meta.qtype != expect.qtype || meta.truncated != expect.truncated {
+    if meta.rcode != expect.rcode || meta.qtype != expect.qtype || meta.truncated != expect.truncated || meta.kind != expect.kind {
         fail("AnswerCache metadata differs from Responder's", q, transport, out)
     }
+}
+
+/// `optOffset` and `kind` agree with the bytes.
+func checkAccount(_ response: Response?, _ q: [UInt8], _ transport: Transport) {
+    guard let r = response else { return }
+    let b = r.bytes
+    if let at = r.optOffset {
+        guard at + 11 <= b.count, b[at] == 0, b[at + 1] == 0, b[at + 2] == 41,
+            at + 11 + (Int(b[at + 9]) << 8 | Int(b[at + 10])) == b.count
+        else { fail("optOffset \(at) does not point at the last record, an OPT", q, transport, b) }
+    } else if let m = try? Message.decode(b), m.edns != nil {
+        fail("a response with OPT has no optOffset", q, transport, b)
+    }
+    let answers = Int(b[6]) << 8 | Int(b[7])
+    let expected: ResponseKind
+    switch r.rcode {
+    case .noError where answers > 0: expected = .positive
+    case .noError where b[2] & 0x04 != 0: expected = .noData
+    case .noError: expected = .referral
+    case .nxDomain: expected = .nxDomain
+    default: expected = .error
+    }
+    if r.kind != expected { fail("kind \(r.kind) but the header says \(expected)", q, transport, b) }
 }
 
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -281,6 +308,14 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     for transport in Transport.allCases {
         let response = responder.respond(to: query, over: transport, zones: zones)
         check(response, for: facts, over: transport)
+        checkAccount(response, query, transport)
+        if let response {
+            let header = Header(id: UInt16(query[0]) << 8 | UInt16(query[1]), flags: UInt16(query[2]) << 8 | UInt16(query[3]))
+            let decoded = responder.respondDecoding(query, header: header, over: transport, zones: zones)
+            if decoded.bytes != response.bytes || decoded.kind != response.kind || decoded.optOffset != response.optOffset {
+                fail("the plain path and full decoding differ\nfull: \(hexString(decoded.bytes))", query, transport, response.bytes)
+            }
+        }
         expected[transport] = response
         if fuzzVerbose {
             if let r = response {

@@ -17,7 +17,7 @@ func scrambleCase(_ name: DNSName, _ rng: inout SplitMix64) -> DNSName {
     func viaCache(_ cache: AnswerCache, _ query: [UInt8], _ transport: Transport, _ zones: ZoneSet) -> [UInt8]? {
         var out: [UInt8]? = nil
         _ = query.withUnsafeBytes { q in
-            cache.respond(to: q, over: transport, zones: zones, responder: Responder()) { out = Array($0) }
+            cache.respond(to: q, over: transport, zones: zones, responder: Responder()) { bytes, _ in out = Array(bytes) }
         }
         return out
     }

@@ -4,6 +4,11 @@ import DNSZone
 import Testing
 
 @Suite struct RateLimiterTests {
+    /// A query for `name`, and the kind of its response (positive unless said otherwise).
+    func query(_ name: String, kind: ResponseKind = .positive) -> ([UInt8], ResponseKind) {
+        (Message(header: Header(id: 1), questions: [Question(name: try! DNSName(name), type: .a)]).encode(), kind)
+    }
+
     /// A response for `name` with `rcode` and `answers` records, and its query.
     func pair(_ name: String, rcode: RCode = .noError, answers: Int = 1, aa: Bool = true) -> ([UInt8], [UInt8]) {
         let q = Message(header: Header(id: 1), questions: [Question(name: try! DNSName(name), type: .a)])
@@ -15,13 +20,13 @@ import Testing
         return (q.encode(), r.encode())
     }
 
-    func decide(_ l: ResponseRateLimiter, _ p: ([UInt8], [UInt8]), network: UInt64 = 1, now: UInt32) -> ResponseRateLimiter.Decision {
-        p.0.withUnsafeBytes { q in p.1.withUnsafeBytes { r in l.decide(network: network, query: q, response: r, now: now) } }
+    func decide(_ l: ResponseRateLimiter, _ p: ([UInt8], ResponseKind), network: UInt64 = 1, now: UInt32) -> ResponseRateLimiter.Decision {
+        p.0.withUnsafeBytes { q in l.decide(network: network, query: q, kind: p.1, now: now) }
     }
 
     @Test func limitThenSlipEveryNth() {
         let l = ResponseRateLimiter(limit: 3, slip: 2)
-        let p = pair("www.example.")
+        let p = query("www.example.")
         let decisions = (0..<9).map { _ in decide(l, p, now: 100) }
         #expect(decisions == [.send, .send, .send, .drop, .slip, .drop, .slip, .drop, .slip])
         // A new second brings a new budget.
@@ -29,7 +34,7 @@ import Testing
     }
 
     @Test func slipZeroDropsAllAndOneSlipsAll() {
-        let p = pair("www.example.")
+        let p = query("www.example.")
         let dropAll = ResponseRateLimiter(limit: 1, slip: 0)
         #expect((0..<4).map { _ in decide(dropAll, p, now: 5) } == [.send, .drop, .drop, .drop])
         let slipAll = ResponseRateLimiter(limit: 1, slip: 1)
@@ -38,25 +43,25 @@ import Testing
 
     @Test func networksAndNamesHaveTheirOwnBudgets() {
         let l = ResponseRateLimiter(limit: 1, slip: 0)
-        #expect(decide(l, pair("a.example."), network: 1, now: 1) == .send)
-        #expect(decide(l, pair("a.example."), network: 1, now: 1) == .drop)
-        #expect(decide(l, pair("a.example."), network: 2, now: 1) == .send)
-        #expect(decide(l, pair("b.example."), network: 1, now: 1) == .send)
+        #expect(decide(l, query("a.example."), network: 1, now: 1) == .send)
+        #expect(decide(l, query("a.example."), network: 1, now: 1) == .drop)
+        #expect(decide(l, query("a.example."), network: 2, now: 1) == .send)
+        #expect(decide(l, query("b.example."), network: 1, now: 1) == .send)
         // Letter case does not make a new name.
-        #expect(decide(l, pair("B.EXAMPLE."), network: 1, now: 1) == .drop)
+        #expect(decide(l, query("B.EXAMPLE."), network: 1, now: 1) == .drop)
     }
 
     /// Random-name floods share one NXDOMAIN budget per network.
     @Test func nxdomainsShareOneBudget() {
         let l = ResponseRateLimiter(limit: 2, slip: 0)
-        let d = (0..<4).map { decide(l, pair("r\($0).example.", rcode: .nxDomain, answers: 0), now: 1) }
+        let d = (0..<4).map { decide(l, query("r\($0).example.", kind: .nxDomain), now: 1) }
         #expect(d == [.send, .send, .drop, .drop])
     }
 
     @Test func offMeansAlwaysSend() {
         let l = ResponseRateLimiter(limit: 0, slip: 2)
         #expect(!l.isEnabled)
-        #expect((0..<100).allSatisfy { _ in decide(l, pair("www.example."), now: 1) == .send })
+        #expect((0..<100).allSatisfy { _ in decide(l, query("www.example."), now: 1) == .send })
     }
 
     @Test func networksAreSlash24AndSlash56() {

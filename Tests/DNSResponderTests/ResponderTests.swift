@@ -161,3 +161,69 @@ func respond(_ bytes: [UInt8], _ transport: Transport = .udp) -> Message? {
         #expect(try Message.decode(r.bytes).rcode == .refused)
     }
 }
+
+/// What the responder says about each response besides its bytes, which the cache, rate
+/// limiting and metrics take as they are instead of parsing the bytes again.
+@Suite struct ResponseAccountTests {
+    func response(_ name: String, _ type: RRType, edns: EDNS? = EDNS(udpPayloadSize: 1232)) -> Response {
+        Responder().respond(to: query(name, type, edns: edns).encode(), over: .udp, zones: labZone)!
+    }
+
+    @Test func kindFollowsTheAnswer() {
+        #expect(response("infra0.lab.example.", .a).kind == .positive)
+        #expect(response("infra0.lab.example.", .txt).kind == .noData)
+        #expect(response("nope.lab.example.", .a).kind == .nxDomain)
+        #expect(response("elsewhere.test.", .a).kind == .error)  // REFUSED
+        var badVersion = EDNS(udpPayloadSize: 1232)
+        badVersion.version = 1
+        #expect(response("infra0.lab.example.", .a, edns: badVersion).kind == .error)  // BADVERS
+    }
+
+    @Test func optOffsetIsWhereTheOPTIs() throws {
+        let r = response("infra0.lab.example.", .a)
+        let at = try #require(r.optOffset)
+        #expect(Array(r.bytes[at..<(at + 3)]) == [0, 0, 41])
+        #expect(at + 11 == r.bytes.count)
+        #expect(response("infra0.lab.example.", .a, edns: nil).optOffset == nil)
+    }
+
+    /// Queries of the plain shape skip `Message.decode`; the bytes are the same either way.
+    @Test func plainAndFullDecodingAgree() {
+        for (name, type) in [("infra0.lab.example.", RRType.a), ("INFRA0.lab.example.", .aaaa), ("_etcd-server._tcp.lab.example.", .srv), ("x.lab.example.", .a)] {
+            for edns in [EDNS(udpPayloadSize: 4096, dnssecOK: true), nil] {
+                let bytes = query(name, type, edns: edns).encode()
+                let plain = bytes.withUnsafeBytes { PlainQuery.parse($0, transport: .udp, maxUDPPayload: 1232) }
+                #expect(plain != nil)
+                let full = Responder().respondDecoding(bytes, header: Header(id: 99, flags: 0x0100), over: .udp, zones: labZone)
+                #expect(Responder().respond(to: bytes, over: .udp, zones: labZone)?.bytes == full.bytes)
+            }
+        }
+    }
+}
+
+/// The UDP answering both engines share: rate limiting and the tallies it reports.
+@Suite struct UDPAnswererTests {
+    @Test func dropsSlipsAndCountsWhatWasSent() {
+        var reports: [QueryReport] = []
+        let collected = ReportBox()
+        let udp = UDPAnswerer(responder: Responder(), rateLimit: RateLimitSettings(limit: 2, slip: 2), observer: { r, _ in collected.add(r) })
+        let bytes = query("infra0.lab.example.", .a).encode()
+        var sent: [[UInt8]] = []
+        for _ in 0..<6 {
+            bytes.withUnsafeBytes { q in udp.answer(q, network: 7, now: 1, zones: labZone) { sent.append(Array($0)) } }
+        }
+        udp.flush()
+        reports = collected.all
+        // Two answers, then drop, slip (truncated), drop, slip.
+        #expect(sent.count == 4)
+        #expect(sent[2][2] & 0x02 != 0 && sent[3][2] & 0x02 != 0)
+        #expect(reports.count == 1)
+        #expect(reports[0].rateLimitDropped == 2 && reports[0].rateLimitSlipped == 2)
+        #expect(reports[0].tallies == [QueryTally(rcode: .noError, qtype: .a, count: 4)])
+    }
+}
+
+final class ReportBox: @unchecked Sendable {
+    private(set) var all: [QueryReport] = []
+    func add(_ r: QueryReport) { all.append(r) }
+}
