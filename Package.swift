@@ -91,11 +91,12 @@ let package = Package(
             ]
         ),
         // The commit actor every writer goes through: plan (Registration), durable commit
-        // (SrvdStore), snapshot swap (DNSResponder's ZoneStore), serial back to the writer.
+        // (SrvdStore), snapshot swap (handed to srvd's ZoneStore), serial back to the writer;
+        // and the IXFR history (DNSTransfer's ZoneHistory) read from the store.
         .target(
             name: "SrvdRegistry",
             dependencies: [
-                "DNSWire", "DNSZone", "DNSResponder", "DNSTransfer", "Registration", "SrvdStore",
+                "DNSWire", "DNSZone", "DNSTransfer", "Registration", "SrvdStore",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

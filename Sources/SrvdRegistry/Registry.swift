@@ -1,4 +1,3 @@
-import DNSResponder
 import DNSTransfer
 import DNSWire
 import DNSZone
@@ -20,14 +19,15 @@ public protocol RegistryObserver: Sendable {
 
 /// The commit path every writer goes through, one change at a time: the pure
 /// `RegistryState` validates the change and plans it; the plan is committed durably; the
-/// state takes it on and the new snapshot is swapped in; only then does the writer get the
+/// state takes it on and the new snapshot is swapped in (`serve`); only then does the writer get the
 /// change's serial to answer with. A refused or failed change leaves everything as it was.
 ///
 /// The actor runs on a thread of its own, so the fsync inside a commit blocks nothing else
 /// (neither DNS nor the HTTP server) and changes are applied strictly in turn.
 public actor Registry {
     private let store: RegistrationStore
-    private let zoneStore: ZoneStore
+    /// Puts a snapshot on the air (srvd: `ZoneStore.swap`, which every query reads).
+    private let serve: @Sendable (ZoneSet) -> Void
     private let logger: Logger
     private let observer: any RegistryObserver
     private let thread: any EventLoop
@@ -46,13 +46,13 @@ public actor Registry {
     /// - Parameter onZoneChange: called with each zone whose served serial changed (and with
     ///   every zone on the first load), to send NOTIFY.
     public init(
-        store: RegistrationStore, zoneStore: ZoneStore, logger: Logger, observer: any RegistryObserver,
+        store: RegistrationStore, serve: @escaping @Sendable (ZoneSet) -> Void, logger: Logger, observer: any RegistryObserver,
         thread: any EventLoop = MultiThreadedEventLoopGroup(numberOfThreads: 1).next(),
         memberTTL: UInt32? = nil,
         onZoneChange: (@Sendable (Zone) -> Void)? = nil
     ) throws(StoreError) {
         self.store = store
-        self.zoneStore = zoneStore
+        self.serve = serve
         self.logger = logger
         self.observer = observer
         self.thread = thread
@@ -107,7 +107,7 @@ public actor Registry {
     }
 
     private func publish() {
-        zoneStore.swap(ZoneSet(Array(state.served.values)))
+        serve(ZoneSet(Array(state.served.values)))
         for z in state.served.values where publishedSerials[z.origin] != z.serial {
             publishedSerials[z.origin] = z.serial
             observer.zoneServed(z)

@@ -194,7 +194,7 @@ struct Serve: AsyncParsableCommand {
         let registry: Registry
         do {
             registry = try Registry(
-                store: store, zoneStore: zoneStore, logger: logger, observer: metrics,
+                store: store, serve: zoneStore.swap, logger: logger, observer: metrics,
                 memberTTL: memberTTL.map { UInt32($0) },
                 onZoneChange: { zone in Task { await notifier.notify(zone) } })
         } catch {

@@ -30,7 +30,7 @@ struct Harness: Sendable {
         zones = ZoneStore()
         let logger = Logger(label: "test")
         metrics = SrvdMetrics()
-        registry = try Registry(store: try RegistrationStore(directory: dir), zoneStore: zones, logger: logger, observer: metrics)
+        registry = try Registry(store: try RegistrationStore(directory: dir), serve: zones.swap, logger: logger, observer: metrics)
         let origin = try DNSName("lab.example.")
         await registry.filesLoaded([try ZoneFileLoader.loadZone(text: labText, origin: origin, defaultTTL: 300)], generation: 1)
     }

@@ -84,7 +84,7 @@ import Testing
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(atPath: dir) }
             let zones = ZoneStore()
-            let registry = try Registry(store: try RegistrationStore(directory: dir), zoneStore: zones, logger: Logger(label: "test"), observer: NoObserver())
+            let registry = try Registry(store: try RegistrationStore(directory: dir), serve: zones.swap, logger: Logger(label: "test"), observer: NoObserver())
             await registry.filesLoaded([file], generation: 1)
             for step in 0..<40 {
                 let before = try await registry.zone("lab.example").serial
