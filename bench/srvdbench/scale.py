@@ -11,7 +11,7 @@ import threading
 import time
 
 from .common import REPO, BenchError, free_port, log
-from .dns_checks import answer_shape, axfr, check_scale_answers, probe_member, tcp_ask, udp_time
+from .dns_checks import MemberProbe, answer_shape, axfr, check_scale_answers, tcp_ask, udp_time
 from .dnsperf import run_dnsperf
 from .procs import CLK_TCK, cpu_seconds_between, pin_tree, tree_cpu, tree_memory
 from .report import fmt_ms, fmt_timing, fmt_us, pct, print_big_rrset_tables, print_scale_tables, timing
@@ -352,6 +352,7 @@ def measure_registrations(args, srv, start_name, clients):
                 name = f"{tag}c{k}n{i}"
                 addr = f"10.{200 + k % 50}.{i >> 8 & 255}.{i & 255}"
                 body = json.dumps({"addresses": [addr], "peerPort": 2380, "clientPort": 2379})
+                probe = MemberProbe(f"{name}.lab.example.", addr)
                 t0 = time.monotonic()
                 conn.request("PUT", f"/v1/zones/lab.example/members/{name}", body=body, headers=headers)
                 resp = conn.getresponse()
@@ -361,7 +362,7 @@ def measure_registrations(args, srv, start_name, clients):
                     with lock:
                         problems.append(f"PUT {name}: HTTP {resp.status} {payload[:200]!r}")
                     continue
-                hit, delay = probe_member(sock, srv.port, f"{name}.lab.example.", addr, t1)
+                hit, delay = probe.run(sock, srv.port, t1)
                 with lock:
                     results.append({"done_at": t1, "put_s": t1 - t0, "immediate": hit == "immediate",
                                     "found": hit != "never", "delay_s": delay})
