@@ -123,21 +123,21 @@ $(VENV)/.installed: Tests/Integration/requirements.txt
 # it the smoke leaves the ceiling out.
 COMMA := ,
 REFLECT_SRC ?= $(abspath $(CURDIR)/../shared/tools/reflect.c)
-bench-smoke:
-	SRVD_BIN=$(CURDIR)/$(SRVD) REFLECT_SRC=$(REFLECT_SRC) python3 bench/run --quick \
+bench-smoke: deps-python
+	SRVD_BIN=$(CURDIR)/$(SRVD) REFLECT_SRC=$(REFLECT_SRC) $(PY) bench/run --quick \
 		--systems $(if $(wildcard $(REFLECT_SRC)),reflect$(COMMA))nsd,knot,srvd,srvd-nio
 
 # srvd against NSD, Knot and the reflector ceiling (bench/README.md). BENCH_ARGS=--quick for
 # a 20-second smoke test, BENCH_ARGS=--scale for the 100k-member zone and registrations.
 BENCH_ARGS ?=
-bench: deps-apt
+bench: deps-apt deps-python
 	$(SWIFT) build -c release --product srvd
-	SRVD_BIN=$(CURDIR)/.build/release/srvd python3 bench/run $(BENCH_ARGS)
+	SRVD_BIN=$(CURDIR)/.build/release/srvd $(PY) bench/run $(BENCH_ARGS)
 
 # Ten minutes of mixed UDP, TCP and registration load; memory and descriptors must stay flat.
-soak: deps-apt
+soak: deps-apt deps-python
 	$(SWIFT) build -c release --product srvd
-	SRVD_BIN=$(CURDIR)/.build/release/srvd bench/soak --minutes $${SOAK_MINUTES:-10}
+	SRVD_BIN=$(CURDIR)/.build/release/srvd $(PY) bench/soak --minutes $${SOAK_MINUTES:-10}
 
 # libFuzzer + AddressSanitizer, FUZZ_SECONDS per target; crashes land in Tests/FuzzCorpus.
 FUZZ_SECONDS ?= 60

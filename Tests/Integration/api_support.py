@@ -1,9 +1,8 @@
 """Helpers for the admin API, srvctl and durability tests (test_api.py, test_srvctl.py,
 test_durability.py).
 
-Self-contained on purpose: nothing here depends on conftest.py. HTTP goes through the
-standard library (http.client), DNS through dnspython. Every srvd is started on port 0
-(DNS and admin API) with its own temporary folders, and the ports are read from its log.
+Nothing here depends on conftest.py; srvd is started by launcher.py. HTTP goes through the
+standard library (http.client), DNS through dnspython.
 """
 
 from __future__ import annotations
@@ -13,12 +12,10 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import dns.flags
 import dns.message
@@ -26,21 +23,15 @@ import dns.query
 import dns.rcode
 import dns.rdatatype
 
-from conftest import die_with_parent
+from launcher import REPO, SHIPPED_ZONE, SRVCTL_BIN, Srvd, require_executable
 
-REPO = Path(__file__).resolve().parents[2]
-SHIPPED_ZONE = REPO / "zones" / "lab.example.zone"
 OPENAPI_SOURCE = REPO / "Sources" / "SrvdAdmin" / "openapi.yaml"
-
-SRVD_BIN = os.environ.get("SRVD_BIN", str(REPO / ".build" / "debug" / "srvd"))
-SRVCTL_BIN = os.environ.get("SRVCTL_BIN", str(REPO / ".build" / "debug" / "srvctl"))
 
 ZONE = "lab.example."
 FILE_SERIAL = 2026112101
 ZONE_TTL = 30
 HOST = "127.0.0.1"
 
-START_TIMEOUT = 30.0
 HTTP_TIMEOUT = 30.0
 DNS_TIMEOUT = 3.0
 
@@ -60,29 +51,6 @@ ROUTES: list[tuple[str, str]] = [
     ("put", "/v1/zones/{zone}/records/{owner}/{type}"),
     ("delete", "/v1/zones/{zone}/records/{owner}/{type}"),
 ]
-
-_ADMIN_RE = re.compile(r"address=(\S+):(\d+) .*serving the admin API")
-_DNS_RE = re.compile(r"address=(\S+):(\d+) transport=(udp|tcp) .*serving DNS")
-
-
-def require_binary(path: str, what: str) -> str:
-    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-        raise RuntimeError(f"{what} binary not found or not executable: {path}")
-    return path
-
-
-def deadline_wait(probe: Callable[[], Any], timeout: float, what: str, interval: float = 0.02) -> Any:
-    """Polls `probe` until truthy; raises AssertionError at the deadline. Only for waits that
-    are legitimate (start-up, exit), never for "visible right after the response"."""
-    end = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() >= end:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
-
 
 # --------------------------------------------------------------------------- HTTP
 
@@ -214,144 +182,19 @@ def dig(port: int, name: str, rdtype: str, *extra: str, host: str = HOST) -> str
 # --------------------------------------------------------------------------- srvd
 
 
-class SrvdStartError(AssertionError):
-    pass
+class SrvdServer(Srvd):
+    """launcher.Srvd serving lab.example (the shipped zone, unless the zones folder given
+    already exists) on 127.0.0.1:0 for DNS and the admin API, plus the admin API and DNS
+    calls the tests make of it."""
 
-
-class SrvdServer:
-    """One `srvd serve` over a temporary zones folder holding lab.example, with --dns and
-    --admin on 127.0.0.1:0. `start()` waits (with a deadline) for the admin API and the UDP
-    and TCP DNS listeners to be logged, and learns their ports."""
-
-    def __init__(
-        self,
-        workdir: Path,
-        *,
-        token_file: Path | None = None,
-        data_dir: Path | None = None,
-        zones_dir: Path | None = None,
-        dns_listen: str = f"{HOST}:0",
-        extra_args: Iterable[str] = (),
-    ) -> None:
-        self.workdir = Path(workdir)
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.zones = zones_dir or self.workdir / "zones"
-        self.data = data_dir or self.workdir / "data"
-        if not self.zones.exists():
-            self.zones.mkdir(parents=True)
+    def __init__(self, workdir: Path, *, zones_dir: Path | None = None, **options: Any) -> None:
+        zones = Path(zones_dir) if zones_dir is not None else Path(workdir) / "zones"
+        fresh = not zones.exists()
+        super().__init__(workdir, zones_dir=zones, **options)
+        if fresh:
             shutil.copy(SHIPPED_ZONE, self.zones / "lab.example.zone")
-        self.token_file = token_file
-        self.dns_listen = dns_listen
-        self.extra_args = list(extra_args)
-        self.proc: subprocess.Popen | None = None
-        self.log_path = self.workdir / "srvd.log"
-        self.log_offset = 0
-        self.dns_port = 0
-        self.admin_port = 0
-        self._token: str | None = None
-
-    # process ------------------------------------------------------------------------
-
-    def command(self) -> list[str]:
-        cmd = [
-            require_binary(SRVD_BIN, "srvd"), "serve", "--zones", str(self.zones), "--data-dir", str(self.data),
-            "--dns", self.dns_listen, "--admin", f"{HOST}:0", "--watch-interval", "0", "--log-level", "info",
-        ]
-        if self.token_file is not None:
-            cmd += ["--admin-token-file", str(self.token_file)]
-        return cmd + self.extra_args
-
-    def spawn(self) -> subprocess.Popen:
-        """Starts srvd without waiting; its stderr and stdout go to the log file (appended,
-        so a restart keeps the earlier runs' lines; `log()` shows the current run)."""
-        assert self.proc is None or self.proc.poll() is not None, "srvd is already running"
-        with open(self.log_path, "ab") as log:
-            self.log_offset = log.tell()
-            self.proc = subprocess.Popen(
-                self.command(), stdin=subprocess.DEVNULL, stdout=log, stderr=log, preexec_fn=die_with_parent
-            )
-        return self.proc
-
-    def start(self) -> "SrvdServer":
-        """Starts srvd and waits (with a deadline) until its listeners are logged."""
-        proc = self.spawn()
-        self._token = None
-        end = time.monotonic() + START_TIMEOUT
-        while True:
-            text = self.log()
-            admin = _ADMIN_RE.search(text)
-            dns_lines = {(m.group(3), int(m.group(2))) for m in _DNS_RE.finditer(text)}
-            if admin and {t for t, _ in dns_lines} >= {"udp", "tcp"}:
-                self.admin_port = int(admin.group(2))
-                ports = {p for _, p in dns_lines}
-                assert len(ports) == 1, f"UDP and TCP DNS ports differ: {dns_lines}"
-                self.dns_port = ports.pop()
-                return self
-            if proc.poll() is not None:
-                text = self.log()  # everything, now that it has exited
-                raise SrvdStartError(f"srvd exited with {proc.returncode} while starting:\n{text}")
-            if time.monotonic() >= end:
-                self.kill()
-                raise SrvdStartError(f"srvd did not report its listeners within {START_TIMEOUT}s:\n{text}")
-            time.sleep(0.01)
-
-    def run_to_exit(self, timeout: float = 20.0) -> int:
-        """Starts srvd expecting it to stop by itself (a start-up failure); its exit status."""
-        proc = self.spawn()
-        try:
-            return proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise AssertionError(f"srvd kept running although it should have exited:\n{self.log()}") from None
-
-    def stop(self, timeout: float = 10.0) -> int | None:
-        """SIGTERM, then SIGKILL if needed. Safe to call twice."""
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
-
-    def kill(self) -> None:
-        """SIGKILL: no chance to flush or clean up."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def log(self) -> str:
-        try:
-            with open(self.log_path, "rb") as f:
-                f.seek(self.log_offset)
-                return f.read().decode("utf-8", errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    # token --------------------------------------------------------------------------
-
-    @property
-    def token(self) -> str:
-        if self._token is None:
-            path = self.token_file if self.token_file is not None else self.data / "admin.token"
-            self._token = Path(path).read_text().strip()
-        return self._token
-
-    @property
-    def token_path(self) -> Path:
-        return Path(self.token_file) if self.token_file is not None else self.data / "admin.token"
 
     # HTTP ---------------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        return f"http://{HOST}:{self.admin_port}"
 
     def request(self, method: str, path: str, *, auth: bool = True, **kw: Any) -> Reply:
         if auth and "token" not in kw and "authorization" not in kw:
@@ -402,7 +245,7 @@ class SrvdServer:
     # DNS ----------------------------------------------------------------------------
 
     def query(self, name: str, rdtype: str, *, tcp: bool = False) -> dns.message.Message:
-        return dns_query(self.dns_port, name, rdtype, tcp=tcp)
+        return dns_query(self.port, name, rdtype, tcp=tcp)
 
     def soa_serial(self, zone: str = ZONE) -> int:
         r = self.query(zone, "SOA")
@@ -502,7 +345,7 @@ def run_srvctl(
     e.pop("SRVD_TOKEN_FILE", None)
     if env:
         e.update(env)
-    cmd = [require_binary(SRVCTL_BIN, "srvctl"), *args]
+    cmd = [require_executable(SRVCTL_BIN, "srvctl"), *args]
     if resolv_conf is not None:
         import tempfile
 

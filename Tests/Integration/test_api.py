@@ -25,7 +25,6 @@ from api_support import (  # noqa: E402
     FILE_SERIAL,
     OPENAPI_SOURCE,
     ROUTES,
-    SRVD_BIN,
     ZONE,
     ZONE_TTL,
     Reply,
@@ -38,6 +37,7 @@ from api_support import (  # noqa: E402
     openapi_operations,
     parse_metrics,
 )
+from launcher import SRVD_BIN  # noqa: E402
 
 MEMBERS = "/v1/zones/lab.example/members"
 RECORDS = "/v1/zones/lab.example/records"
@@ -286,8 +286,8 @@ def test_register_member_is_served_by_the_next_query(srvd):
     assert before == FILE_SERIAL
     r = srvd.put_member("infra3", {"addresses": ["127.0.0.13", "fd00::13"]})
     # The very next DNS queries, no polling.
-    soa_dig = dig(srvd.dns_port, ZONE, "SOA")
-    a_dig = dig(srvd.dns_port, "infra3.lab.example.", "A")
+    soa_dig = dig(srvd.port, ZONE, "SOA")
+    a_dig = dig(srvd.port, "infra3.lab.example.", "A")
     aaaa = srvd.query("infra3.lab.example.", "AAAA")
     server_srv = srvd.query("_etcd-server._tcp.lab.example.", "SRV")
     client_srv = srvd.query("_etcd-client._tcp.lab.example.", "SRV")
@@ -521,7 +521,7 @@ def test_zones_and_status(srvd):
 
     status = srvd.ok(srvd.get("/v1/status"), 200)
     version = subprocess.run([SRVD_BIN, "--version"], capture_output=True, text=True, timeout=30).stdout.strip()
-    assert status == {"version": version, "dns": [f"127.0.0.1:{srvd.dns_port}"], "zones": 1}, status
+    assert status == {"version": version, "dns": [f"127.0.0.1:{srvd.port}"], "zones": 1}, status
     assert version
 
 
@@ -882,7 +882,7 @@ def test_every_accepted_change_bumps_the_serial_by_one(srvd):
         assert soa == serial, f"{method} {path}: SOA serial {soa}, expected {serial}"
         if r.body:
             assert r.json.get("serial", serial) == serial
-    assert dig(srvd.dns_port, ZONE, "SOA").split()[2] == str(serial)
+    assert dig(srvd.port, ZONE, "SOA").split()[2] == str(serial)
     assert srvd.serial() == serial
     assert srvd.records()["serial"] == serial
 
@@ -941,16 +941,13 @@ def test_zone_is_named_as_its_file_spells_it(srvd):
     assert records.json["zone"] == "lab.example."
 
 
-def test_openapi_is_served_by_a_binary_installed_alone(tmp_path, monkeypatch):
+def test_openapi_is_served_by_a_binary_installed_alone(tmp_path):
     """The document is compiled into srvd, not read from the build folder."""
-    import api_support
-
     alone = tmp_path / "bin" / "srvd"
     alone.parent.mkdir()
     alone.write_bytes(Path(SRVD_BIN).read_bytes())
     alone.chmod(0o755)
-    monkeypatch.setattr(api_support, "SRVD_BIN", str(alone))
-    server = SrvdServer(tmp_path / "srvd")
+    server = SrvdServer(tmp_path / "srvd", binary=str(alone))
     try:
         server.start()
         r = server.request("GET", "/openapi.yaml", auth=False)

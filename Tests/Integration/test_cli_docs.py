@@ -6,14 +6,12 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from launcher import REPO, SRVCTL_BIN, SRVD_BIN
+
 README = REPO / "README.md"
-SRVD_BIN = os.environ.get("SRVD_BIN", str(REPO / ".build" / "debug" / "srvd"))
-SRVCTL_BIN = os.environ.get("SRVCTL_BIN", str(REPO / ".build" / "debug" / "srvctl"))
 
 OPTION = re.compile(r"--[a-z][a-z0-9-]*")
 # What every srvctl command that talks to the API takes (README: "Every command but verify

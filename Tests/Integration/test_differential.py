@@ -24,7 +24,8 @@ import dns.rdatatype
 import dns.zone
 import pytest
 
-from conftest import Nsd, Srvd, addresses, query, section_key, srv_set
+from conftest import Nsd, addresses, query, section_key, srv_set
+from launcher import Srvd
 
 ORIGIN = "diff.example."
 ZONE_FILE = Path(__file__).parent / "zones" / "diff.example.zone"
@@ -119,7 +120,7 @@ TRANSPORTS = [
 def servers(srvd_bin: str, tmp_path_factory: pytest.TempPathFactory):
     """(srvd port, NSD port), both serving the same diff.example and low.example zones."""
     text = diff_zone_text()
-    srvd = Srvd(srvd_bin, tmp_path_factory.mktemp("diff-srvd"))
+    srvd = Srvd(tmp_path_factory.mktemp("diff-srvd"), binary=srvd_bin, tcp_idle_timeout=10)
     srvd.write_zone("diff.example.zone", text)
     srvd.write_zone("low.example.zone", LOW_TTL_ZONE)
     nsd = Nsd(tmp_path_factory.mktemp("diff-nsd"), {"diff.example": text, "low.example": LOW_TTL_ZONE})

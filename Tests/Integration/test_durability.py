@@ -14,14 +14,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import dns.rcode  # noqa: E402
 import pytest  # noqa: E402
 
-from conftest import free_port  # noqa: E402
 from api_support import (  # noqa: E402
     SrvdServer,
     answer_list,
     answer_set,
-    deadline_wait,
     http_request,
 )
+from launcher import free_port, wait_until  # noqa: E402
 
 MEMBERS = "/v1/zones/lab.example/members"
 EXIT_STORE = 74
@@ -74,7 +73,7 @@ def kill_midway(server: SrvdServer, ledger: Ledger, threads: list[threading.Thre
     for t in threads:
         t.start()
     try:
-        deadline_wait(lambda: ledger.count >= after or not any(t.is_alive() for t in threads), 60, f"{after} acknowledged PUTs")
+        wait_until(lambda: ledger.count >= after or not any(t.is_alive() for t in threads), 60, f"{after} acknowledged PUTs", interval=0.02, errors=())
         assert ledger.count >= after, f"only {ledger.count} PUTs acknowledged; errors: {ledger.errors[:3]}"
         assert any(t.is_alive() for t in threads), "the loop finished before the kill; nothing was in flight"
         server.kill()  # SIGKILL while PUTs are in flight
@@ -208,7 +207,7 @@ def assert_refuses_store(server: SrvdServer, *words: str) -> str:
     """Starts srvd on a fixed DNS port and expects exit 74, a message on stderr naming the
     store and containing one of `words`, and nothing listening for DNS."""
     port = free_port()
-    server.dns_listen = f"127.0.0.1:{port}"
+    server.listen = [f"127.0.0.1:{port}"]
     code = server.run_to_exit()
     log = server.log()
     assert code == EXIT_STORE, f"expected exit {EXIT_STORE}, got {code}:\n{log}"

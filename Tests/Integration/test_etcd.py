@@ -29,8 +29,6 @@ from etcd_support import (  # noqa: E402
     ETCD35,
     ETCDCTL34,
     ETCDCTL35,
-    SRVCTL_BIN,
-    SRVD_BIN,
     ZONE,
     Ctl,
     Lab,
@@ -39,14 +37,12 @@ from etcd_support import (  # noqa: E402
     boot,
     make_pki,
     netns_unavailable_reason,
-    poll,
-    require_executable,
     started_names,
-    tail,
     verify_report,
     wait_exit,
     wait_formed,
 )
+from launcher import SRVCTL_BIN, SRVD_BIN, require_executable, tail, wait_until  # noqa: E402
 
 _REASON = netns_unavailable_reason()
 pytestmark = pytest.mark.skipif(_REASON is not None, reason=f"etcd end-to-end tests: {_REASON}")
@@ -250,7 +246,7 @@ def test_gateway_discovers_cluster(lab: Lab, etcd35):
     lab.ns.spawn([ETCD35, "gateway", "start", "--discovery-srv", ZONE, "--insecure-discovery",
                   "--listen-addr", "127.0.0.30:23790"], gw_log, label="gateway")
     gw = ["--endpoints", "127.0.0.30:23790"]
-    poll(lambda: ctl.run(*gw, "put", "through", "gateway").returncode == 0, 30,
+    wait_until(lambda: ctl.run(*gw, "put", "through", "gateway").returncode == 0, 30,
          lambda: f"a put through the gateway to succeed:\n{lab.all_logs()}", 0.3)
     assert ctl.ok(*gw, "get", "through", "--print-value-only").strip() == "gateway"
     # The write reached the cluster itself, and the gateway proxies to the SRV targets.
@@ -314,7 +310,7 @@ def test_srv_target_without_address(lab: Lab, etcd35):
     infra0 = Member("infra0", "127.0.0.10", service="ghost")
     proc = start_etcd(lab, infra0)
     log = lab.workdir / "infra0.log"
-    line = poll(lambda: next((l for l in log.read_text().splitlines() if "got bootstrap from DNS" in l), None),
+    line = wait_until(lambda: next((l for l in log.read_text().splitlines() if "got bootstrap from DNS" in l), None),
                 30, lambda: f"etcd to bootstrap from DNS:\n{lab.all_logs()}", 0.1)
     assert json.loads(line)["node"] == f"infra0={infra0.peer_url}", line  # ghost silently dropped
     ctl = Ctl(lab, ETCDCTL35)

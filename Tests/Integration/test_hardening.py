@@ -3,7 +3,6 @@ half-received messages, and response rate limiting, each against the real binary
 
 from __future__ import annotations
 
-import os
 import socket
 import struct
 import subprocess
@@ -17,7 +16,7 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from conftest import V4, spawn, wait_until
+from launcher import V4, Srvd, wait_until
 
 ZONE = """\
 $ORIGIN h.example.
@@ -85,11 +84,8 @@ def test_notify_protocol_ready_watchdog_stopping(srvd_bin: str, tmp_path: Path):
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(sock_path))
     sock.settimeout(10)
-    env = dict(os.environ, NOTIFY_SOCKET=str(sock_path), WATCHDOG_USEC="200000")
-    cmd = [srvd_bin, "serve", "--zones", str(tmp_path / "zones"), "--data-dir", str(tmp_path / "data"),
-           "--dns", f"{V4}:0", "--admin", f"{V4}:0", "--watch-interval", "0"]
-    log = tmp_path / "srvd.log"
-    proc = spawn(cmd, log, env=env)
+    srvd = Srvd(tmp_path, binary=srvd_bin, env={"NOTIFY_SOCKET": str(sock_path), "WATCHDOG_USEC": "200000"})
+    proc = srvd.spawn()
     try:
         messages = []
         while not any(m.startswith("READY=1") for m in messages):
@@ -109,10 +105,9 @@ def test_notify_protocol_ready_watchdog_stopping(srvd_bin: str, tmp_path: Path):
         rest = []
         while "STOPPING=1" not in rest:
             rest.append(sock.recv(4096).decode())
-        assert proc.wait(timeout=10) == 0, log.read_text()
+        assert proc.wait(timeout=10) == 0, srvd.log()
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        srvd.kill()
         sock.close()
 
 

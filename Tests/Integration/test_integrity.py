@@ -24,14 +24,13 @@ import dns.rcode  # noqa: E402
 import pytest  # noqa: E402
 
 from api_support import (  # noqa: E402
-    SHIPPED_ZONE,
     SrvdServer,
     answer_set,
-    deadline_wait,
     http_request,
     metric_value,
     parse_metrics,
 )
+from launcher import SHIPPED_ZONE, wait_until  # noqa: E402
 
 ZONE = "lab.example."
 MEMBERS = "/v1/zones/lab.example/members"
@@ -99,7 +98,7 @@ def test_a_dname_put_through_the_api_survives_a_restart_and_can_be_deleted(tmp_p
         zone_file = server.zones / "lab.example.zone"
         zone_file.write_text(zone_file.read_text() + 'edited IN TXT "after the DNAME"\n')
         reload(server)
-        deadline_wait(lambda: answer_set(server.query(f"edited.{ZONE}", "TXT"), "TXT"), 10, "the edit to be served")
+        wait_until(lambda: answer_set(server.query(f"edited.{ZONE}", "TXT"), "TXT"), 10, "the edit to be served", interval=0.02, errors=())
         r = server.delete(f"{RECORDS}/d/DNAME")
         assert r.status == 204, r
         assert not server.query(f"x.d.{ZONE}", "A").answer
@@ -223,7 +222,7 @@ def test_stored_data_that_conflicts_with_an_edited_file_is_parked_listed_and_del
         # The file fixed: m2 is served again at the next reload.
         zone_file.write_text(zone_file.read_text().replace('m2 IN TXT "mine"\n', ""))
         reload(server)
-        deadline_wait(lambda: resolves(server, "m2", "127.0.0.22"), 10, "m2 to be served again")
+        wait_until(lambda: resolves(server, "m2", "127.0.0.22"), 10, "m2 to be served again", interval=0.02, errors=())
         assert server.zone_summary()["conflicts"] == []
     finally:
         server.stop()
@@ -238,7 +237,7 @@ def test_a_conflicting_edit_while_running_is_served_and_parks_only_the_clash(tmp
         zone_file = server.zones / "lab.example.zone"
         zone_file.write_text(zone_file.read_text() + "m1 IN CNAME ns1\nnew IN A 127.0.0.77\n")
         reload(server)
-        deadline_wait(lambda: answer_set(server.query(f"new.{ZONE}", "A"), "A"), 10, "the edit to be served")
+        wait_until(lambda: answer_set(server.query(f"new.{ZONE}", "A"), "A"), 10, "the edit to be served", interval=0.02, errors=())
         assert resolves(server, "m2", "127.0.0.22")
         assert [c.get("member") for c in server.zone_summary()["conflicts"]] == ["m1.lab.example."]
     finally:

@@ -17,7 +17,8 @@ import dns.message
 import dns.rcode
 import pytest
 
-from conftest import V4, frame, make_query, query, recv_frame, tcp_connect, wait_until
+from conftest import frame, make_query, query, recv_frame, tcp_connect
+from launcher import V4, wait_until
 
 ORIGIN = "r.example."
 

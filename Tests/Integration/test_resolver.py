@@ -37,9 +37,6 @@ import pytest  # noqa: E402
 from etcd_support import (  # noqa: E402
     ETCD35,
     ETCDCTL35,
-    REPO,
-    SRVCTL_BIN,
-    SRVD_BIN,
     ZONE,
     Ctl,
     Lab,
@@ -47,13 +44,11 @@ from etcd_support import (  # noqa: E402
     Netns,
     boot,
     netns_unavailable_reason,
-    poll,
-    require_executable,
     started_names,
-    tail,
     verify_report,
     wait_formed,
 )
+from launcher import REPO, SRVCTL_BIN, SRVD_BIN, require_executable, tail, wait_until  # noqa: E402
 
 _REASON = netns_unavailable_reason()
 pytestmark = pytest.mark.skipif(_REASON is not None, reason=f"resolver end-to-end tests: {_REASON}")
@@ -260,7 +255,7 @@ class Resolver:
             answer = json.loads(r.stdout) if r.returncode == 0 else {"error": r.stderr}
             return None if "error" in answer else answer
 
-        self.first_answer = poll(answered, 30, lambda: f"{self.kind} to answer on {RESOLVER}:\n{self.lab.all_logs()}", 0.1)
+        self.first_answer = wait_until(answered, 30, lambda: f"{self.kind} to answer on {RESOLVER}:\n{self.lab.all_logs()}", 0.1)
         if not self.without:
             assert self.first_answer["data"] == ["127.0.0.1"], (
                 f"{self.kind} does not pass on srvd's ns1.{ZONE} A: {self.first_answer}\n{self.lab.all_logs()}")
@@ -319,7 +314,7 @@ class Dnsmasq(Resolver):
         log = self.lab.logs[self.kind]
         before = log.read_text().count("cleared cache")
         os.kill(self.proc.pid, signal.SIGHUP)
-        poll(lambda: log.read_text().count("cleared cache") > before, 10, lambda: f"dnsmasq to clear its cache:\n{tail(log)}", 0.05)
+        wait_until(lambda: log.read_text().count("cleared cache") > before, 10, lambda: f"dnsmasq to clear its cache:\n{tail(log)}", 0.05)
         return "cleared cache"
 
 

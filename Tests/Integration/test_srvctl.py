@@ -16,17 +16,13 @@ import dns.rcode  # noqa: E402
 import pytest  # noqa: E402
 
 from api_support import (  # noqa: E402
-    REPO,
-    SRVCTL_BIN,
-    SRVD_BIN,
     SrvdServer,
     answer_list,
     answer_set,
     answer_ttls,
-    deadline_wait,
-    require_binary,
     run_srvctl,
 )
+from launcher import SHIPPED_ZONE, SRVCTL_BIN, Srvd, free_port, require_executable, wait_until  # noqa: E402
 
 ZONE_ARG = "lab.example"
 MEMBERS = "/v1/zones/lab.example/members"
@@ -84,7 +80,7 @@ def closed_udp_port() -> int:
 
 
 def test_srvctl_binary_exists():
-    require_binary(SRVCTL_BIN, "srvctl")
+    require_executable(SRVCTL_BIN, "srvctl")
 
 
 # --------------------------------------------------------------------------- register
@@ -240,15 +236,11 @@ def test_register_takes_the_name_after_the_addresses_and_comma_lists(srvd):
 def test_status_waits_for_srvd_to_answer(tmp_path):
     """The README's walkthrough starts srvd in the background and goes on at once: status
     --wait bridges the moment before the token file and the listeners exist."""
-    from conftest import free_port, spawn, terminate
-
-    zones = tmp_path / "zones"
-    zones.mkdir()
-    (zones / "lab.example.zone").write_text((REPO / "zones" / "lab.example.zone").read_text())
     admin = free_port()
+    srvd = Srvd(tmp_path, listen=[f"127.0.0.1:{free_port()}"], admin=f"127.0.0.1:{admin}")
+    srvd.copy_zone(SHIPPED_ZONE)
     started = time.monotonic()
-    proc = spawn([SRVD_BIN, "serve", "--zones", str(zones), "--data-dir", str(tmp_path / "data"),
-                  "--dns", f"127.0.0.1:{free_port()}", "--admin", f"127.0.0.1:{admin}"], tmp_path / "srvd.log")
+    srvd.spawn()  # not start(): status --wait is what waits here
     try:
         r = run_srvctl("status", "--wait", "30s", "--server", f"http://127.0.0.1:{admin}",
                        "--token-file", str(tmp_path / "data" / "admin.token"))
@@ -256,7 +248,7 @@ def test_status_waits_for_srvd_to_answer(tmp_path):
         assert "lab.example. serial 2026112101" in r.stdout, r.stdout
         assert time.monotonic() - started < 30
     finally:
-        terminate(proc)
+        srvd.stop()
     r = run_srvctl("status", "--wait", "1s", "--server", "http://127.0.0.1:9", "--token-file", str(tmp_path / "data" / "admin.token"))
     assert r.returncode != 0 and "srvd was not ready within 1s" in r.stderr and "is srvd running" in r.stderr, r.stderr
 
@@ -303,7 +295,7 @@ def test_wait_succeeds_when_members_resolve(srvd):
 def test_wait_returns_once_the_last_member_registers(srvd):
     proc = subprocess.Popen(
         [SRVCTL_BIN, "wait", ZONE_ARG, "--members", "3", "--timeout", "30s", "--server", srvd.url, "--token-file", str(srvd.token_path),
-         "--dns", f"127.0.0.1:{srvd.dns_port}"],
+         "--dns", f"127.0.0.1:{srvd.port}"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
     )
     try:
@@ -348,7 +340,7 @@ def test_wait_with_service(srvd):
 
 def test_wait_checks_dns_not_only_the_api(srvd):
     srvd.ok(srvd.put_member("infra3", {"addresses": ["127.0.0.13"]}), 201)
-    ok(ctl(srvd, "wait", ZONE_ARG, "--members", "1", "--timeout", "20s", "--dns", f"127.0.0.1:{srvd.dns_port}"))
+    ok(ctl(srvd, "wait", ZONE_ARG, "--members", "1", "--timeout", "20s", "--dns", f"127.0.0.1:{srvd.port}"))
     # A DNS server that does not answer: registered is not enough.
     dead = closed_udp_port()
     r = ctl(srvd, "wait", ZONE_ARG, "--members", "1", "--timeout", "1s", "--dns", f"127.0.0.1:{dead}")
@@ -358,10 +350,10 @@ def test_wait_checks_dns_not_only_the_api(srvd):
 def test_wait_uses_the_dns_address_srvd_reports(srvd):
     """Without --dns, wait asks the first address srvd reports in /v1/status."""
     status = srvd.ok(srvd.get("/v1/status"), 200)
-    assert status["dns"] == [f"127.0.0.1:{srvd.dns_port}"]
+    assert status["dns"] == [f"127.0.0.1:{srvd.port}"]
     srvd.ok(srvd.put_member("infra3", {"addresses": ["127.0.0.13"]}), 201)
     r = ok(ctl(srvd, "wait", ZONE_ARG, "--members", "1", "--timeout", "20s"))
-    assert f"127.0.0.1:{srvd.dns_port}" in r.stdout, r.stdout
+    assert f"127.0.0.1:{srvd.port}" in r.stdout, r.stdout
 
 
 @pytest.fixture
@@ -372,7 +364,7 @@ def other_zone_server(tmp_path):
     zones = tmp_path / "other-zones"
     zones.mkdir()
     (zones / "other.example.zone").write_text("$TTL 30\n@ SOA ns hostmaster 1 3600 900 604800 30\n@ NS ns\nns A 127.0.0.78\n")
-    server = SrvdServer(tmp_path / "other", zones_dir=zones, dns_listen="127.0.0.78:53")
+    server = SrvdServer(tmp_path / "other", zones_dir=zones, listen=["127.0.0.78:53"])
     server.start()
     try:
         yield server
@@ -387,21 +379,21 @@ def test_wait_checks_every_resolver_of_resolv_conf_too(srvd, other_zone_server):
     r = ctl(srvd, "wait", ZONE_ARG, "--members", "1", "--timeout", "1s", resolv_conf="nameserver 127.0.0.78\n")
     assert r.returncode != 0, r.stdout
     assert "resolver 127.0.0.78:53 (from /etc/resolv.conf) answers REFUSED" in r.stderr, r.stderr
-    assert f"while srvd at 127.0.0.1:{srvd.dns_port} does" in r.stderr and f"--dns 127.0.0.1:{srvd.dns_port}" in r.stderr, r.stderr
+    assert f"while srvd at 127.0.0.1:{srvd.port} does" in r.stderr and f"--dns 127.0.0.1:{srvd.port}" in r.stderr, r.stderr
     # A resolver where nothing listens: said plainly, not as a timeout of the query.
     r = ctl(srvd, "wait", ZONE_ARG, "--members", "1", "--timeout", "1s", resolv_conf="nameserver 127.0.0.79\n")
     assert r.returncode != 0 and "refused the query: nothing listens on UDP port 53" in r.stderr, r.stderr
     # --dns checks that one server alone, whatever resolv.conf says.
-    ok(ctl(srvd, "wait", ZONE_ARG, "--members", "1", "--timeout", "20s", "--dns", f"127.0.0.1:{srvd.dns_port}", resolv_conf="nameserver 127.0.0.78\n"))
+    ok(ctl(srvd, "wait", ZONE_ARG, "--members", "1", "--timeout", "20s", "--dns", f"127.0.0.1:{srvd.port}", resolv_conf="nameserver 127.0.0.78\n"))
 
 
 def test_verify_names_a_resolver_that_does_not_serve_the_zone(srvd, other_zone_server):
     srvd.ok(srvd.put_member("infra3", {"addresses": ["127.0.0.13"]}), 201)
     r = ctl(srvd, "verify", ZONE_ARG, resolv_conf="nameserver 127.0.0.78\n")
     assert r.returncode == 1, (r.stdout, r.stderr)
-    assert f"srvd at 127.0.0.1:{srvd.dns_port}:" in r.stdout and "ok: etcd would bootstrap" in r.stdout, r.stdout
+    assert f"srvd at 127.0.0.1:{srvd.port}:" in r.stdout and "ok: etcd would bootstrap" in r.stdout, r.stdout
     assert "resolver 127.0.0.78:53 (from /etc/resolv.conf):" in r.stdout, r.stdout
-    assert "error [resolver-does-not-serve-zone]" in r.stdout and f"--dns 127.0.0.1:{srvd.dns_port}" in r.stdout, r.stdout
+    assert "error [resolver-does-not-serve-zone]" in r.stdout and f"--dns 127.0.0.1:{srvd.port}" in r.stdout, r.stdout
     r = ctl(srvd, "verify", ZONE_ARG, json_out=True, resolv_conf="nameserver 127.0.0.78\n")
     report = json.loads(r.stdout)
     assert report["ok"] is False
@@ -417,14 +409,14 @@ def test_verify_warns_about_long_ttls(tmp_path):
     server = SrvdServer(tmp_path, zones_dir=zones).start()
     try:
         server.ok(server.put_member("infra3", {"addresses": ["127.0.0.13"], "ttl": 300}), 201)
-        r = ctl(server, "verify", ZONE_ARG, "--dns", f"127.0.0.1:{server.dns_port}", json_out=True, resolv_conf=None)
+        r = ctl(server, "verify", ZONE_ARG, "--dns", f"127.0.0.1:{server.port}", json_out=True, resolv_conf=None)
         codes = {p["code"]: p for p in json.loads(r.stdout)["problems"]}
         assert "long-ttl" in codes and "300 s" in codes["long-ttl"]["message"], codes
         assert "long-negative-ttl" in codes and "300 s" in codes["long-negative-ttl"]["message"], codes
         # The default member TTL is min($TTL, 30): no warning for records, only for the SOA.
         server.ok(server.put_member("infra3", {"addresses": ["127.0.0.13"]}), 200)
         assert server.ok(server.get("/v1/zones/lab.example/members/infra3"), 200)["ttl"] == 30
-        r = ctl(server, "verify", ZONE_ARG, "--dns", f"127.0.0.1:{server.dns_port}", json_out=True, resolv_conf=None)
+        r = ctl(server, "verify", ZONE_ARG, "--dns", f"127.0.0.1:{server.port}", json_out=True, resolv_conf=None)
         codes = {p["code"] for p in json.loads(r.stdout)["problems"]}
         assert "long-ttl" not in codes and "long-negative-ttl" in codes
     finally:
@@ -446,7 +438,7 @@ def test_wait_after_restart_sees_persisted_members(srvd):
     srvd.ok(srvd.put_member("infra3", {"addresses": ["127.0.0.13"]}), 201)
     srvd.stop()
     srvd.start()
-    deadline_wait(lambda: srvd.get("/healthz", auth=False).status == 200, 10, "srvd to answer /healthz")
+    wait_until(lambda: srvd.get("/healthz", auth=False).status == 200, 10, "srvd to answer /healthz", interval=0.02, errors=())
     ok(ctl(srvd, "wait", ZONE_ARG, "--members", "1", "--timeout", "20s"))
 
 

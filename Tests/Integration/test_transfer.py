@@ -37,13 +37,11 @@ from transfer_support import (  # noqa: E402
     Knot,
     NotifyCatcher,
     Nsd,
+    Primary,
     Record,
-    Srvd,
     Xfr,
     answer_texts,
     apply_diffs,
-    find_tool,
-    free_port,
     keyring,
     lab_zone,
     large_zone,
@@ -51,10 +49,10 @@ from transfer_support import (  # noqa: E402
     soa_serial,
     tcp_accepts,
     udp_query,
-    wait_until,
     xfr,
     zone_records,
 )
+from launcher import find_tool, free_port, wait_until  # noqa: E402
 
 FOLLOW = 5.0  # seconds a secondary gets to follow a change made through srvd's API
 LOAD = 10.0  # seconds a fresh secondary gets to load the zone the first time
@@ -82,8 +80,8 @@ def require(tool: str) -> str:
     return path
 
 
-def start_srvd(procs: list, workdir: Path, zone_text: str | None = None, **options) -> Srvd:
-    s = Srvd(workdir, zone_text if zone_text is not None else lab_zone(), **options)
+def start_srvd(procs: list, workdir: Path, zone_text: str | None = None, **options) -> Primary:
+    s = Primary(workdir, zone_text if zone_text is not None else lab_zone(), **options)
     procs.append(s)
     return s.start()
 
@@ -126,7 +124,7 @@ def full_zone(port: int, what: str, diag, **kwargs) -> set[Record]:
     return x.zone()
 
 
-def follows(secondary, srvd: Srvd, probe, what: str) -> float:
+def follows(secondary, srvd: Primary, probe, what: str) -> float:
     """Polls `probe` on the secondary (deadline FOLLOW seconds); returns the seconds it took."""
     t0 = time.monotonic()
 
@@ -194,7 +192,7 @@ def test_nsd_secondary_follows_api_changes_without_tsig(tmp_path: Path, procs: l
         assert bad not in nsd.log(), f"NSD logged {bad!r}\n{diag()}"
 
     # A zone-file edit (SIGHUP) reaches NSD as a full transfer (no increment for it).
-    srvd.write_zone(lab_zone(www="192.0.2.99"))
+    srvd.write_zone("lab.example.zone", lab_zone(www="192.0.2.99"))
     srvd.reload()
     assert srvd.serial() == 104, f"served serial after the edit: {srvd.serial()}\n{diag()}"
     follows(nsd, srvd, lambda: answer_texts(nsd.port, f"www.{ZONE}", "A") == ["192.0.2.99"], "zone file edit")
@@ -211,7 +209,7 @@ def test_nsd_started_before_srvd_loads_the_zone_on_the_start_notify(tmp_path: Pa
     nsd = Nsd(tmp_path / "nsd")
     procs.append(nsd)
     nsd.start(srvd_port)
-    srvd = Srvd(tmp_path / "srvd", lab_zone(), allow=["127.0.0.1"], notify=[nsd.notify_target], dns_port=srvd_port)
+    srvd = Primary(tmp_path / "srvd", lab_zone(), allow=["127.0.0.1"], notify=[nsd.notify_target], dns_port=srvd_port)
     procs.append(srvd)
     wait_until(lambda: "Could not tcp connect" in nsd.log() or nsd.serial() is not None, LOAD,
                lambda: f"NSD's first transfer attempt\n{nsd.log_tail()}")
@@ -234,7 +232,7 @@ def test_start_notify_is_sent_once_transfers_are_possible(tmp_path: Path, procs:
         catcher = NotifyCatcher()
         procs.append(catcher)
         port = free_port()
-        srvd = Srvd(tmp_path / f"srvd{attempt}", lab_zone(), allow=["127.0.0.1"], notify=[catcher.notify_target],
+        srvd = Primary(tmp_path / f"srvd{attempt}", lab_zone(), allow=["127.0.0.1"], notify=[catcher.notify_target],
                     dns_port=port)
         procs.append(srvd)
         srvd.spawn()
@@ -482,7 +480,7 @@ def test_ixfr_increments_and_fallbacks(tmp_path: Path, procs: list) -> None:
 
     # Zone file edit with the file's serial unchanged (100): served serial becomes 106, the
     # API's records stay, and IXFR across the edit is a full transfer.
-    srvd.write_zone(lab_zone(www="192.0.2.99"))
+    srvd.write_zone("lab.example.zone", lab_zone(www="192.0.2.99"))
     srvd.reload()
     assert srvd.serial() == 106, f"served serial after the edit: {srvd.serial()}\n{srvd.log_tail()}"
     zones[106] = axfr()
@@ -494,7 +492,7 @@ def test_ixfr_increments_and_fallbacks(tmp_path: Path, procs: list) -> None:
     assert ixfr(106).is_single_soa()
 
     # The file's serial moved past the served one: served as is; later API changes increment.
-    srvd.write_zone(lab_zone(serial=500, www="192.0.2.98"))
+    srvd.write_zone("lab.example.zone", lab_zone(serial=500, www="192.0.2.98"))
     srvd.reload()
     assert srvd.serial() == 500, f"served serial after the edit to 500: {srvd.serial()}\n{srvd.log_tail()}"
     zones[500] = axfr()

@@ -2,8 +2,8 @@
 as secondaries, and a raw AXFR/IXFR client that keeps every TCP message and every record in
 wire order.
 
-Self-contained on purpose (standard library and dnspython only; no conftest fixtures), so the
-secondary configurations rendered here can be read, and copied, on their own:
+No conftest fixtures (srvd is started by launcher.py), so the secondary configurations
+rendered here can be read, and copied, on their own:
 `nsd_conf()` and `knot_conf()` are what the tests run, and what the README shows.
 """
 
@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import base64
 import os
-import re
-import shutil
-import signal
 import socket
 import struct
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, TypeVar
+from typing import Callable, Iterable
 
 import dns.exception
 import dns.message
@@ -32,58 +29,14 @@ import dns.rdatatype
 import dns.rrset
 import dns.tsig
 
-from conftest import free_port, recv_exact, spawn
+from conftest import recv_exact
+from launcher import SRVCTL_BIN, START_TIMEOUT, Srvd, find_tool, free_port, spawn, tail, terminate, wait_until
 
-REPO = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
 ZONE = "lab.example."
-START_TIMEOUT = 30.0  # a debug build on a busy machine can be slow to start
-T = TypeVar("T")
 
 
-# --------------------------------------------------------------------------- generic
-
-
-def wait_until(probe: Callable[[], T], timeout: float, what: str | Callable[[], str], interval: float = 0.05) -> T:
-    """Polls `probe` until it returns something truthy; raises AssertionError at the deadline
-    with `what` (a callable is called only then, so it can read logs)."""
-    deadline = time.monotonic() + timeout
-    last_error: BaseException | None = None
-    while True:
-        try:
-            value = probe()
-            if value:
-                return value
-        except Exception as e:  # noqa: BLE001 - reported at the deadline
-            last_error = e
-        if time.monotonic() >= deadline:
-            detail = f" (last error: {last_error!r})" if last_error else ""
-            raise AssertionError(f"timed out after {timeout}s waiting for {what() if callable(what) else what}{detail}")
-        time.sleep(interval)
-
-
-def terminate(proc: subprocess.Popen | None, timeout: float = 5.0) -> None:
-    """SIGTERM, then SIGKILL; only ever the process we started."""
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-def tail(path: Path, lines: int = 40) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except FileNotFoundError:
-        return f"({path} does not exist)"
-    return "\n".join(text.splitlines()[-lines:])
-
-
-def find_tool(name: str) -> str | None:
-    return shutil.which(name) or (f"/usr/sbin/{name}" if os.access(f"/usr/sbin/{name}", os.X_OK) else None)
+# --------------------------------------------------------------------------- TSIG
 
 
 def new_secret() -> str:
@@ -384,20 +337,10 @@ def served_serial(port: int) -> int | None:
 # --------------------------------------------------------------------------- srvd
 
 
-DNS_LINE = re.compile(r"address=127\.0\.0\.1:(\d+) transport=tcp \[DNSServer\] serving DNS")
-ADMIN_LINE = re.compile(r"address=127\.0\.0\.1:(\d+) \[srvd\] serving the admin API")
-
-
-def srvd_bin() -> str:
-    return os.environ.get("SRVD_BIN", str(REPO / ".build" / "debug" / "srvd"))
-
-
-def srvctl_bin() -> str:
-    return os.environ.get("SRVCTL_BIN", str(REPO / ".build" / "debug" / "srvctl"))
-
-
-class Srvd:
-    """srvd serving lab.example from a temporary folder, with transfer options."""
+class Primary(Srvd):
+    """launcher.Srvd serving lab.example with transfer options, plus the srvctl calls the
+    transfer tests make of it. The working folder is its own, so that nothing relative lands
+    in the repository."""
 
     def __init__(
         self,
@@ -409,77 +352,15 @@ class Srvd:
         notify: Iterable[str] = (),
         dns_port: int = 0,
     ) -> None:
-        self.dns_port = dns_port
-        self.workdir = workdir
-        self.zones = workdir / "zones"
-        self.data = workdir / "data"
-        self.zones.mkdir(parents=True, exist_ok=True)
-        self.zone_file = self.zones / "lab.example.zone"
-        self.write_zone(zone_text)
-        self.allow, self.tsig, self.notify = list(allow), list(tsig), list(notify)
-        self.log_path = workdir / "srvd.log"
-        self.proc: subprocess.Popen | None = None
-        self.port = 0
-        self.admin_port = 0
-
-    def write_zone(self, text: str) -> None:
-        tmp = self.zones / ".lab.example.zone.tmp"
-        tmp.write_text(text)
-        os.replace(tmp, self.zone_file)
-
-    def command(self) -> list[str]:
-        cmd = [
-            srvd_bin(), "serve", "--zones", str(self.zones), "--data-dir", str(self.data),
-            "--dns", f"{HOST}:{self.dns_port}", "--admin", f"{HOST}:0", "--watch-interval", "0", "--log-level", "info",
-        ]
-        for a in self.allow:
-            cmd += ["--allow-transfer", a]
-        for k in self.tsig:
-            cmd += ["--tsig-key", k]
-        for n in self.notify:
-            cmd += ["--notify", n]
-        return cmd
-
-    def spawn(self) -> subprocess.Popen:
-        """Launches srvd without waiting for it to listen."""
-        binary = srvd_bin()
-        assert os.access(binary, os.X_OK), f"srvd binary not found or not executable: {binary} (set SRVD_BIN)"
-        self.proc = spawn(self.command(), self.log_path, cwd=self.workdir)
-        return self.proc
-
-    def start(self) -> "Srvd":
-        self.spawn()
-
-        def ready() -> bool:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"srvd exited with {self.proc.returncode} while starting:\n{self.log_tail()}")
-            log = self.log()
-            d, a = DNS_LINE.search(log), ADMIN_LINE.search(log)
-            if d and a:
-                self.port, self.admin_port = int(d.group(1)), int(a.group(1))
-                return True
-            return False
-
-        wait_until(ready, START_TIMEOUT, lambda: f"srvd to start; log:\n{self.log_tail()}")
-        return self
-
-    def stop(self) -> None:
-        terminate(self.proc)
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def log_tail(self, lines: int = 40) -> str:
-        return f"--- srvd log ({self.log_path}) ---\n{tail(self.log_path, lines)}"
+        extra: list[str] = []
+        for option, values in (("--allow-transfer", allow), ("--tsig-key", tsig), ("--notify", notify)):
+            for value in values:
+                extra += [option, value]
+        super().__init__(workdir, listen=[f"{HOST}:{dns_port}"], extra_args=extra, cwd=workdir)
+        self.zone_file = self.write_zone("lab.example.zone", zone_text)
 
     def srvctl(self, *args: str) -> str:
-        cmd = [
-            srvctl_bin(), *args, "--server", f"http://{HOST}:{self.admin_port}",
-            "--token-file", str(self.data / "admin.token"),
-        ]
+        cmd = [SRVCTL_BIN, *args, *self.srvctl_api_args()]
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
         assert p.returncode == 0, f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stdout}{p.stderr}\n{self.log_tail()}"
         return p.stdout
@@ -489,14 +370,6 @@ class Srvd:
 
     def deregister(self, name: str) -> str:
         return self.srvctl("deregister", "lab.example", name)
-
-    def reload(self, timeout: float = 10.0) -> None:
-        """SIGHUP, then waits for the `zones reloaded` line it causes."""
-        before = self.log().count("zones reloaded")
-        assert self.proc is not None and self.proc.poll() is None, f"srvd is not running:\n{self.log_tail()}"
-        self.proc.send_signal(signal.SIGHUP)
-        wait_until(lambda: self.log().count("zones reloaded") > before, timeout,
-                   lambda: f"srvd to log `zones reloaded`\n{self.log_tail()}")
 
     def serial(self) -> int | None:
         return served_serial(self.port)
