@@ -11,14 +11,20 @@ public struct MemberSpec: Codable, Sendable, Equatable {
     public var tls: Bool?
     public var service: String?
     public var ttl: Int?
+    /// Seconds the member stays without a renewal; nil: until deleted.
+    public var lease: Int?
 
-    public init(addresses: [String]? = nil, peerPort: Int? = nil, clientPort: Int? = nil, tls: Bool? = nil, service: String? = nil, ttl: Int? = nil) {
+    public init(
+        addresses: [String]? = nil, peerPort: Int? = nil, clientPort: Int? = nil, tls: Bool? = nil, service: String? = nil, ttl: Int? = nil,
+        lease: Int? = nil
+    ) {
         self.addresses = addresses
         self.peerPort = peerPort
         self.clientPort = clientPort
         self.tls = tls
         self.service = service
         self.ttl = ttl
+        self.lease = lease
     }
 }
 
@@ -47,6 +53,8 @@ public struct Member: Sendable, Equatable {
     public let tls: Bool
     public let service: String?
     public let ttl: UInt32
+    /// Seconds the member stays registered after its last renewal; nil: until deleted.
+    public let lease: UInt32?
     /// `_etcd-server[-ssl][-SERVICE]._tcp.zone.` and `_etcd-client...`: where its SRV
     /// records go (kept, not recomputed, since every zone change looks them up).
     public let serverOwner: DNSName
@@ -55,6 +63,10 @@ public struct Member: Sendable, Equatable {
     /// The defaults etcd uses (etcd's clustering guide): peers on 2380, clients on 2379.
     public static let defaultPeerPort = EtcdSRV.defaultPeerPort
     public static let defaultClientPort = EtcdSRV.defaultClientPort
+
+    /// The longest lease: a day. A member gone for longer than that has been forgotten by
+    /// whoever would renew it, and a longer lease would keep a dead peer in DNS for days.
+    public static let maxLease = 86400
 
     /// Longest service name whose SRV label still fits in 63 octets (`_etcd-server-ssl-`
     /// takes 17).
@@ -130,6 +142,14 @@ public struct Member: Sendable, Equatable {
         } else {
             ttl = defaultTTL
         }
+        if let l = spec.lease {
+            guard (1...Self.maxLease).contains(l) else {
+                throw FieldError("lease must be between 1 and \(Self.maxLease) seconds", field: "lease")
+            }
+            lease = UInt32(l)
+        } else {
+            lease = nil
+        }
         serverOwner = EtcdSRV.serverOwner(zone: zone, tls: tls, service: service)
         clientOwner = EtcdSRV.clientOwner(zone: zone, tls: tls, service: service)
     }
@@ -172,7 +192,7 @@ public struct Member: Sendable, Equatable {
     public var spec: MemberSpec {
         MemberSpec(
             addresses: ipv4.map(\.description) + ipv6.map(\.description), peerPort: Int(peerPort),
-            clientPort: Int(clientPort), tls: tls, service: service, ttl: Int(ttl))
+            clientPort: Int(clientPort), tls: tls, service: service, ttl: Int(ttl), lease: lease.map { Int($0) })
     }
 
     /// The name as the API shows it: relative to the zone.

@@ -123,8 +123,14 @@ public struct MemberBody: Codable, Sendable {
     /// False for a stored member that conflicts with the zone file; `conflict` says why.
     public var served: Bool
     public var conflict: String?
+    /// Seconds without a renewal before the member is removed; absent: until deleted.
+    public var lease: Int?
+    /// When the lease runs out unless renewed (RFC 3339, UTC).
+    public var expiresAt: String?
 
-    public init(_ m: Member, serial: UInt32?, conflict: String? = nil) {
+    public init(_ m: Member, serial: UInt32?, conflict: String? = nil, expiresAt: String? = nil) {
+        lease = m.lease.map { Int($0) }
+        self.expiresAt = expiresAt
         served = conflict == nil
         self.conflict = conflict
         let spec = m.spec

@@ -81,26 +81,40 @@ public enum AdminAPI {
             let members = try await registry.members(zone: zone)
             let serial = try await registry.zone(zone).serial
             return try json(MembersBody(
-                zone: members.first?.0.zone.description ?? normalizedZone(zone), serial: serial,
-                members: members.map { MemberBody($0.0, serial: nil, conflict: $0.1?.message) }))
+                zone: members.first?.member.zone.description ?? normalizedZone(zone), serial: serial,
+                members: members.map { body($0, serial: nil) }))
         }
         v1.get("zones/:zone/members/:name") { _, context in
             let zone = try parameter(context, "zone")
-            let (member, conflict) = try await registry.member(zone: zone, name: parameter(context, "name"))
-            return try json(MemberBody(member, serial: try await registry.zone(zone).serial, conflict: conflict?.message))
+            let state = try await registry.member(zone: zone, name: parameter(context, "name"))
+            return try json(body(state, serial: try await registry.zone(zone).serial))
         }
         v1.put("zones/:zone/members/:name") { request, context in
             let spec = try await decode(MemberSpec.self, request, context)
             let zone = try parameter(context, "zone")
             // The serial is the one this change made, read in the same step as the change.
-            let (member, created, serial) = try await registry.putMember(zone: zone, name: parameter(context, "name"), spec: spec)
-            return try json(MemberBody(member, serial: serial), status: created ? .created : .ok)
+            let (state, created, serial) = try await registry.putMember(zone: zone, name: parameter(context, "name"), spec: spec)
+            return try json(body(state, serial: serial), status: created ? .created : .ok)
+        }
+        v1.post("zones/:zone/members/:name/renew") { _, context in
+            let zone = try parameter(context, "zone")
+            let state = try await registry.renew(zone: zone, name: parameter(context, "name"))
+            return try json(body(state, serial: try await registry.zone(zone).serial))
         }
         v1.delete("zones/:zone/members/:name") { _, context in
             _ = try await registry.deleteMember(zone: parameter(context, "zone"), name: parameter(context, "name"))
             return Response(status: .noContent)
         }
         return router
+    }
+
+    static func body(_ state: Registry.MemberState, serial: UInt32?) -> MemberBody {
+        MemberBody(state.member, serial: serial, conflict: state.conflict?.message, expiresAt: state.expiresAt.map(rfc3339))
+    }
+
+    /// RFC 3339 §5.6 in UTC, to the second.
+    static func rfc3339(_ date: Date) -> String {
+        date.formatted(.iso8601.year().month().day().dateSeparator(.dash).time(includingFractionalSeconds: false).timeSeparator(.colon).timeZone(separator: .omitted))
     }
 
     static func normalizedZone(_ text: String) -> String { text.hasSuffix(".") ? text : text + "." }
@@ -217,7 +231,7 @@ enum FieldKind {
 
 extension MemberSpec: FieldListing {
     static var fields: [String: FieldKind] {
-        ["addresses": .strings, "peerPort": .integer, "clientPort": .integer, "tls": .boolean, "service": .string, "ttl": .integer]
+        ["addresses": .strings, "peerPort": .integer, "clientPort": .integer, "tls": .boolean, "service": .string, "ttl": .integer, "lease": .integer]
     }
 }
 

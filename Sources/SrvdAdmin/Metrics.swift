@@ -54,7 +54,7 @@ public final class SrvdMetrics: RegistryObserver {
     }
 
     public func registration(_ result: String) {
-        registry.makeCounter(descriptor: Self.metric("srvd_registrations_total", "Member registrations accepted, by result (created, replaced, deleted)."), labels: [("result", result)]).increment()
+        registry.makeCounter(descriptor: Self.metric("srvd_registrations_total", "Member registrations accepted, by result (created, replaced, deleted, expired: a lease ran out)."), labels: [("result", result)]).increment()
     }
 
     public func reloadFailed() {

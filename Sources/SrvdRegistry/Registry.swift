@@ -1,4 +1,5 @@
 import DNSTransfer
+import Foundation
 import DNSWire
 import DNSZone
 import Logging
@@ -38,6 +39,27 @@ public actor Registry {
     /// The serial each zone was last published with, to notify secondaries of changes.
     private var publishedSerials: [DNSName: UInt32] = [:]
     private let onZoneChange: (@Sendable (Zone) -> Void)?
+    /// When each leased member runs out unless renewed. Kept in memory only: a renewal
+    /// costs no write, and after a restart every lease runs again in full from the first
+    /// load (`filesLoaded`), so srvd being down never expires a member and nothing is kept
+    /// for ever.
+    private var deadlines: [MemberKey: ContinuousClock.Instant] = [:]
+    private var expiryTask: Task<Void, Never>?
+    /// How often expiry looks for leases that ran out: well inside the "lease + 2 s" promise.
+    static let expiryTick: Duration = .milliseconds(250)
+
+    struct MemberKey: Hashable {
+        var zone: DNSName
+        var name: DNSName
+    }
+
+    /// A stored member as the API lists it: the rule that parks it, and when its lease
+    /// runs out.
+    public struct MemberState: Sendable {
+        public var member: Member
+        public var conflict: ZoneError?
+        public var expiresAt: Date?
+    }
 
     public nonisolated var unownedExecutor: UnownedSerialExecutor {
         thread.executor.asUnownedSerialExecutor()
@@ -88,6 +110,84 @@ public actor Registry {
             logger.warning("registered records for a zone that has no zone file; not served", metadata: ["zone": "\(origin)"])
         }
         publish()
+        startLeases()
+    }
+
+    // MARK: Leases
+
+    /// Gives every leased member without a running lease (all of them, on the first load
+    /// after a start) its full lease from now, and starts expiry.
+    private func startLeases() {
+        let now = ContinuousClock.now
+        for (zone, overlay) in state.overlays {
+            for m in overlay.members.values {
+                guard let lease = m.lease else { continue }
+                let key = MemberKey(zone: zone, name: m.name)
+                if deadlines[key] == nil { deadlines[key] = now + .seconds(Int(lease)) }
+            }
+        }
+        guard expiryTask == nil else { return }
+        expiryTask = Task { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: Self.expiryTick)
+                await self?.expireDue()
+            }
+        }
+    }
+
+    /// Stops expiring leases (at shutdown): whatever runs out from now on is expired by
+    /// the next srvd, after its lease has run again in full.
+    public func stop() {
+        expiryTask?.cancel()
+        expiryTask = nil
+    }
+
+    /// Starts (or restarts) a member's lease, or ends it for a member without one.
+    private func renewLease(_ m: Member) {
+        let key = MemberKey(zone: m.zone, name: m.name)
+        if let lease = m.lease {
+            deadlines[key] = ContinuousClock.now + .seconds(Int(lease))
+        } else {
+            deadlines[key] = nil
+        }
+    }
+
+    private func expiresAt(_ m: Member) -> Date? {
+        guard let deadline = deadlines[MemberKey(zone: m.zone, name: m.name)] else { return nil }
+        let left = ContinuousClock.now.duration(to: deadline)
+        return Date().addingTimeInterval(Double(left.components.seconds) + Double(left.components.attoseconds) / 1e18)
+    }
+
+    /// Removes each member whose lease ran out, as a DELETE would: one change through the
+    /// commit path. A commit that fails (a full disk) is tried again on the next tick.
+    func expireDue() {
+        let now = ContinuousClock.now
+        for (key, deadline) in deadlines where deadline <= now {
+            guard let member = state.overlays[key.zone]?.members[key.name] else {
+                deadlines[key] = nil
+                continue
+            }
+            do {
+                let serial = try commit(state.deleteMember(zone: key.zone.description, name: key.name.description))
+                deadlines[key] = nil
+                observer.registration("expired")
+                logger.notice(
+                    "member's lease ran out; deregistered",
+                    metadata: ["zone": "\(key.zone)", "member": "\(member.name)", "lease": "\(member.lease ?? 0)", "serial": "\(serial)"])
+            } catch {
+                logger.error("cannot deregister a member whose lease ran out; trying again", metadata: ["member": "\(member.name)", "error": "\(error)"])
+            }
+        }
+    }
+
+    /// Renews a leased member's lease: no write, no new serial.
+    public func renew(zone text: String, name: String) throws(RegistryError) -> MemberState {
+        let (member, conflict) = try state.member(zone: text, name: name)
+        guard member.lease != nil else {
+            throw RegistryError(.conflict, "\(member.name) has no lease to renew; give it one with a PUT that sets lease", field: "lease")
+        }
+        renewLease(member)
+        return MemberState(member: member, conflict: conflict, expiresAt: expiresAt(member))
     }
 
     /// A file whose records changed gets a new serial (`RegistryState.fileVersion`); the
@@ -125,29 +225,37 @@ public actor Registry {
         try state.records(zone: text)
     }
 
-    public func members(zone text: String) throws(RegistryError) -> [(Member, ZoneError?)] {
-        try state.members(zone: text)
+    public func members(zone text: String) throws(RegistryError) -> [MemberState] {
+        try state.members(zone: text).map { MemberState(member: $0.0, conflict: $0.1, expiresAt: expiresAt($0.0)) }
     }
 
-    public func member(zone text: String, name: String) throws(RegistryError) -> (Member, ZoneError?) {
-        try state.member(zone: text, name: name)
+    public func member(zone text: String, name: String) throws(RegistryError) -> MemberState {
+        let (m, conflict) = try state.member(zone: text, name: name)
+        return MemberState(member: m, conflict: conflict, expiresAt: expiresAt(m))
     }
 
     // MARK: Changes
 
-    /// Registers or replaces a member. Returns it, whether it is new, and the serial of the
-    /// change.
-    public func putMember(zone text: String, name: String, spec: MemberSpec) throws(RegistryError) -> (Member, created: Bool, serial: UInt32) {
+    /// Registers or replaces a member (and starts its lease again). Returns it, whether it
+    /// is new, and the serial of the change.
+    public func putMember(zone text: String, name: String, spec: MemberSpec) throws(RegistryError) -> (MemberState, created: Bool, serial: UInt32) {
         let (member, created, plan) = try state.putMember(zone: text, name: name, spec: spec)
-        guard let plan else { return (member, false, try state.zone(text).serial) }
-        let serial = try commit(plan)
-        observer.registration(created ? "created" : "replaced")
-        return (member, created, serial)
+        let serial: UInt32
+        if let plan {
+            serial = try commit(plan)
+            observer.registration(created ? "created" : "replaced")
+        } else {
+            serial = try state.zone(text).serial
+        }
+        renewLease(member)
+        return (MemberState(member: member, conflict: nil, expiresAt: expiresAt(member)), created, serial)
     }
 
     /// Removes a member, served or parked. Returns the serial after the change.
     public func deleteMember(zone text: String, name: String) throws(RegistryError) -> UInt32 {
+        let (member, _) = try state.member(zone: text, name: name)
         let serial = try commit(state.deleteMember(zone: text, name: name))
+        deadlines[MemberKey(zone: member.zone, name: member.name)] = nil
         observer.registration("deleted")
         return serial
     }

@@ -20,7 +20,7 @@ struct Srvctl: AsyncParsableCommand {
               srvctl wait lab.example --members 3
             """,
         version: "0.1.0",
-        subcommands: [Status.self, Register.self, Deregister.self, Members.self, Records.self, Wait.self, Verify.self]
+        subcommands: [Status.self, Register.self, Deregister.self, Run.self, Members.self, Records.self, Wait.self, Verify.self]
     )
 }
 
@@ -64,50 +64,50 @@ func makeAPIClient(server: String, tokenFile: String?, caFile: String? = nil) th
 
 struct CLIError: Error, CustomStringConvertible {
     var description: String
-    init(_ d: String) { description = d }
+    /// The HTTP status srvd answered with, when it answered.
+    var status: Int?
+    init(_ d: String, status: Int? = nil) {
+        description = d
+        self.status = status
+    }
 }
 
 struct Register: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Register (or replace) a member: its A/AAAA records and its two SRV records, in one change.")
+        abstract: "Register (or replace) a member: its A/AAAA records and its two SRV records, in one change.",
+        discussion: """
+            With --lease the member leaves DNS by itself unless renewed; --keepalive stays in \
+            the foreground, renews every third of the lease and deregisters on SIGTERM or SIGINT.
+            """)
 
     @OptionGroup var api: APIOptions
     @Argument(help: "The zone, e.g. lab.example.") var zone: String
     @Argument(help: "The member's name in the zone, e.g. infra0.") var name: String?
-    @Option(name: .customLong("address"), parsing: .upToNextOption, help: "IPv4 or IPv6 address; repeat, list several, or separate with commas.")
-    var addresses: [String] = []
-    @Option(name: .customLong("peer-port")) var peerPort: Int = EtcdSRV.defaultPeerPort
-    @Option(name: .customLong("client-port")) var clientPort: Int = EtcdSRV.defaultClientPort
-    @Flag(help: "Members speak TLS: publish _etcd-server-ssl/_etcd-client-ssl.") var tls = false
-    @Option(help: "Cluster name for etcd's --discovery-srv-name.") var service: String?
-    @Option(help: "TTL of the records (default: the zone's).") var ttl: Int?
-
-    /// The name and the addresses as meant: `register ZONE --address IP NAME` puts the name
-    /// after the addresses, where `--address` (which takes several) would swallow it; a
-    /// last value that is no address is the name.
-    func resolved() throws -> (name: String, addresses: [String]) {
-        var list = addresses.flatMap { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }.filter { !$0.isEmpty }
-        var member = name
-        if member == nil, let last = list.last, IPv4Address(last) == nil, IPv6Address(last) == nil {
-            member = list.removeLast()
-        }
-        guard let member else { throw ValidationError("give the member's name: srvctl register ZONE NAME --address IP") }
-        guard !list.isEmpty else { throw ValidationError("give at least one --address") }
-        return (member, list)
-    }
+    @OptionGroup var member: MemberOptions
+    @Flag(help: "Stay in the foreground: renew the lease, deregister on SIGTERM or SIGINT.") var keepalive = false
 
     func validate() throws {
-        _ = try resolved()
+        _ = try member.resolved(name: name)
+        if keepalive, member.lease == nil { throw ValidationError("--keepalive renews a lease: give --lease too") }
     }
 
     func run() async throws {
-        let (name, addresses) = try resolved()
-        let spec = MemberSpec(addresses: addresses, peerPort: peerPort, clientPort: clientPort, tls: tls, service: service, ttl: ttl)
-        let (body, status) = try await api.client().send(.PUT, "/v1/zones/\(escape(zone))/members/\(escape(name))", body: spec)
-        if api.json { return printRaw(body) }
-        let m = try decodeBody(MemberBody.self, body)
-        print("\(status == 201 ? "registered" : "updated") \(m.fqdn) in \(m.zone) (serial \(m.serial.map(String.init) ?? "?"))")
-        for r in m.records { print("  \(r)") }
+        let session = try MemberSession(client: api.client(), zone: zone, options: member, name: name)
+        let (body, status) = try await session.register()
+        if api.json {
+            printRaw(body)
+        } else {
+            let m = try decodeBody(MemberBody.self, body)
+            print("\(status == 201 ? "registered" : "updated") \(m.fqdn) in \(m.zone) (serial \(m.serial.map(String.init) ?? "?"))")
+            for r in m.records { print("  \(r)") }
+        }
+        guard keepalive else { return }
+        let stop = SignalWatch([SIGTERM, SIGINT])
+        let renewing = Task { await session.keepAlive() }
+        _ = await stop.first()
+        renewing.cancel()
+        try await session.deregister()
+        if !api.json { print("deregistered \(session.name) from \(zone)") }
     }
 }
 
@@ -135,9 +135,12 @@ struct Members: AsyncParsableCommand {
         let (body, _) = try await api.client().send(.GET, "/v1/zones/\(escape(zone))/members")
         if api.json { return printRaw(body) }
         let list = try decodeBody(MembersBody.self, body)
-        var rows = [["NAME", "ADDRESSES", "PEER", "CLIENT", "TLS", "SERVICE", "TTL"]]
+        var rows = [["NAME", "ADDRESSES", "PEER", "CLIENT", "TLS", "SERVICE", "TTL", "EXPIRES"]]
         for m in list.members {
-            rows.append([m.name, m.addresses.joined(separator: ","), String(m.peerPort), String(m.clientPort), m.tls ? "yes" : "no", m.service ?? "-", String(m.ttl)])
+            rows.append([
+                m.name, m.addresses.joined(separator: ","), String(m.peerPort), String(m.clientPort), m.tls ? "yes" : "no", m.service ?? "-",
+                String(m.ttl), expiryText(m.expiresAt),
+            ])
         }
         printTable(rows)
         print("\(list.members.count) member(s) in \(list.zone), serial \(list.serial)")
@@ -402,9 +405,9 @@ struct APIClient {
             if let e = try? JSONDecoder().decode(ErrorBody.self, from: Data(bytes)) {
                 var message = e.error + (e.field.map { " (field \($0))" } ?? "")
                 if status == 401 { message += "; check --token-file or SRVD_TOKEN_FILE" }
-                throw CLIError(message)
+                throw CLIError(message, status: status)
             }
-            throw CLIError("srvd answered \(status) \(response.status.reasonPhrase)")
+            throw CLIError("srvd answered \(status) \(response.status.reasonPhrase)", status: status)
         }
         return (bytes, status)
     }

@@ -47,6 +47,7 @@ ROUTES: list[tuple[str, str]] = [
     ("get", "/v1/zones/{zone}/members/{name}"),
     ("put", "/v1/zones/{zone}/members/{name}"),
     ("delete", "/v1/zones/{zone}/members/{name}"),
+    ("post", "/v1/zones/{zone}/members/{name}/renew"),
     ("get", "/v1/zones/{zone}/records"),
     ("put", "/v1/zones/{zone}/records/{owner}/{type}"),
     ("delete", "/v1/zones/{zone}/records/{owner}/{type}"),

@@ -104,3 +104,21 @@ let lab = n("lab.example.")
         #expect(m.ipv4.map(\.description) == ["0.0.0.0"])
     }
 }
+
+@Suite struct MemberLeaseTests {
+    @Test(arguments: [0, -1, 86401])
+    func aLeaseOutsideOneSecondToADayIsRefused(lease: Int) {
+        #expect(throws: FieldError.self) {
+            try Member(zone: lab, name: "m", spec: MemberSpec(addresses: ["10.0.1.10"], lease: lease), defaultTTL: 30)
+        }
+    }
+
+    @Test func theLeaseIsKeptInTheSpecAndChangesNothingPublished() throws {
+        let leased = try Member(zone: lab, name: "m", spec: MemberSpec(addresses: ["10.0.1.10"], lease: 30), defaultTTL: 30)
+        let plain = try Member(zone: lab, name: "m", spec: MemberSpec(addresses: ["10.0.1.10"]), defaultTTL: 30)
+        #expect(leased.lease == 30 && leased.spec.lease == 30)
+        #expect(plain.lease == nil && plain.spec.lease == nil)
+        #expect(leased.records == plain.records)
+        #expect(leased != plain)
+    }
+}

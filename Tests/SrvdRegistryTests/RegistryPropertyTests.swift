@@ -56,7 +56,7 @@ import Testing
             return "put member \(name)"
         case 2:
             let members = try await registry.members(zone: "lab.example")
-            guard let m = members.randomElement(using: &rng)?.0 else { return nil }
+            guard let m = members.randomElement(using: &rng)?.member else { return nil }
             _ = try await registry.deleteMember(zone: "lab.example", name: m.name.description)
             return "delete member \(m.name)"
         case 3, 4:
@@ -108,8 +108,9 @@ import Testing
                 #expect(shape(rebuilt) == shape(served), "round \(round) step \(step) after \(what)")
                 #expect(rebuilt.serial == served.serial)
                 // Every member resolves, through the snapshot DNS answers from.
-                for (m, conflict) in try await registry.members(zone: "lab.example") {
-                    #expect(conflict == nil)
+                for state in try await registry.members(zone: "lab.example") {
+                    let m = state.member
+                    #expect(state.conflict == nil)
                     let a = zones.snapshot.lookup(m.name, m.ipv4.isEmpty ? RRType.aaaa : RRType.a)
                     #expect(a.kind == LookupKind.answer && a.answer.last?.rdatas.count == (m.ipv4.isEmpty ? m.ipv6.count : m.ipv4.count), "round \(round) step \(step) after \(what): \(m.name) does not resolve")
                     let srv = zones.snapshot.lookup(m.serverOwner, .srv)
