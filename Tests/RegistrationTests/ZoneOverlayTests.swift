@@ -5,18 +5,7 @@ import TestSupport
 import Testing
 
 func fileZone(_ extra: String = "") -> Zone {
-    let text = """
-        $TTL 300
-        @ SOA ns1 hostmaster 100 3600 900 604800 60
-        @ NS ns1
-        ns1 A 127.0.0.1
-        infra0 A 127.0.0.10
-        _etcd-server._tcp SRV 0 0 2380 infra0
-        _etcd-client._tcp SRV 0 0 2379 infra0
-        alias CNAME infra0
-        child NS ns.elsewhere.test.
-
-        """ + extra
+    let text = labText + "\n\n" + extra
     return Zone.from(text: text, origin: lab.description, defaultTTL: 300)
 }
 
