@@ -102,6 +102,17 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
+        // Health checks: probes (TCP connect, HTTP GET) on their own tasks, each result
+        // reported to the registry, which decides what changes.
+        .target(
+            name: "SrvdHealth",
+            dependencies: [
+                "Registration", "SrvdRegistry",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]
+        ),
         // The admin API's JSON bodies, shared by srvd and srvctl.
         .target(name: "SrvdAPI", dependencies: ["DNSWire", "DNSZone", "Registration"]),
         // The admin HTTP API (Hummingbird) only: routes, bearer tokens, errors as
@@ -134,7 +145,7 @@ let package = Package(
             name: "srvd",
             dependencies: [
                 "DNSWire", "DNSZone", "DNSResponder", "DNSTransfer", "ZoneSource", "DNSNotify", "DNSServer",
-                "SrvdStore", "SrvdRegistry", "SrvdAdmin",
+                "SrvdStore", "SrvdRegistry", "SrvdHealth", "SrvdAdmin",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),

@@ -1,5 +1,6 @@
 import DNSWire
 import EtcdDiscovery
+import Foundation
 
 /// The JSON body of `PUT /v1/zones/{zone}/members/{name}`: what a member says about itself.
 /// Fields are optional here so that a missing one is reported by name, not as a decoding
@@ -13,11 +14,14 @@ public struct MemberSpec: Codable, Sendable, Equatable {
     public var ttl: Int?
     /// Seconds the member stays without a renewal; nil: until deleted.
     public var lease: Int?
+    /// How srvd checks the member's health; nil: it does not.
+    public var check: HealthCheckSpec?
 
     public init(
         addresses: [String]? = nil, peerPort: Int? = nil, clientPort: Int? = nil, tls: Bool? = nil, service: String? = nil, ttl: Int? = nil,
-        lease: Int? = nil
+        lease: Int? = nil, check: HealthCheckSpec? = nil
     ) {
+        self.check = check
         self.addresses = addresses
         self.peerPort = peerPort
         self.clientPort = clientPort
@@ -26,6 +30,76 @@ public struct MemberSpec: Codable, Sendable, Equatable {
         self.ttl = ttl
         self.lease = lease
     }
+}
+
+/// The `check` of a member's body: one probe (`tcp` or `http`), how often, and how many
+/// failures in a row make the member critical.
+public struct HealthCheckSpec: Codable, Sendable, Equatable {
+    /// `"client"` or `"peer"` (the member's ports), or a port number.
+    public var tcp: TCPTarget?
+    /// An `http://` URL; any 2xx answer passes.
+    public var http: String?
+    public var interval: Int?
+    public var threshold: Int?
+
+    public init(tcp: TCPTarget? = nil, http: String? = nil, interval: Int? = nil, threshold: Int? = nil) {
+        self.tcp = tcp
+        self.http = http
+        self.interval = interval
+        self.threshold = threshold
+    }
+
+    /// A port as the check names it: one of the member's, or a number.
+    public enum TCPTarget: Codable, Sendable, Equatable {
+        case client, peer
+        case port(Int)
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.singleValueContainer()
+            if let n = try? c.decode(Int.self) {
+                self = .port(n)
+            } else {
+                switch try c.decode(String.self) {
+                case "client": self = .client
+                case "peer": self = .peer
+                case let other:
+                    throw DecodingError.dataCorruptedError(in: c, debugDescription: "tcp is \"client\", \"peer\" or a port number, not \"\(other)\"")
+                }
+            }
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.singleValueContainer()
+            switch self {
+            case .client: try c.encode("client")
+            case .peer: try c.encode("peer")
+            case .port(let n): try c.encode(n)
+            }
+        }
+    }
+}
+
+/// A validated health check: what to probe, how often, and after how many failures in a
+/// row the member is critical (Consul's TCP and HTTP checks work the same way).
+public struct HealthCheck: Sendable, Hashable {
+    public enum Probe: Sendable, Hashable {
+        /// Connect to the member's own address.
+        case tcp(host: String, port: UInt16)
+        case http(url: String)
+    }
+
+    public var probe: Probe
+    public var interval: Int
+    public var threshold: Int
+
+    public init(probe: Probe, interval: Int = defaultInterval, threshold: Int = defaultThreshold) {
+        self.probe = probe
+        self.interval = interval
+        self.threshold = threshold
+    }
+
+    public static let defaultInterval = 5
+    public static let defaultThreshold = 3
 }
 
 /// A value that is not acceptable, with the field to blame (the API's `field`).
@@ -55,6 +129,11 @@ public struct Member: Sendable, Equatable {
     public let ttl: UInt32
     /// Seconds the member stays registered after its last renewal; nil: until deleted.
     public let lease: UInt32?
+    public let check: HealthCheck?
+    /// The member failed its check `threshold` times in a row: its `_etcd-client` record
+    /// is withdrawn, so clients stop dialling it. Its addresses and `_etcd-server` record
+    /// stay: peers still need them, and withdrawing a peer would break a bootstrap.
+    public private(set) var critical = false
     /// `_etcd-server[-ssl][-SERVICE]._tcp.zone.` and `_etcd-client...`: where its SRV
     /// records go (kept, not recomputed, since every zone change looks them up).
     public let serverOwner: DNSName
@@ -152,6 +231,43 @@ public struct Member: Sendable, Equatable {
         }
         serverOwner = EtcdSRV.serverOwner(zone: zone, tls: tls, service: service)
         clientOwner = EtcdSRV.clientOwner(zone: zone, tls: tls, service: service)
+        if let c = spec.check {
+            let host = v4.first?.description ?? v6.first!.description
+            check = try Self.healthCheck(c, host: host, peerPort: UInt16(spec.peerPort ?? Self.defaultPeerPort), clientPort: UInt16(spec.clientPort ?? Self.defaultClientPort))
+        } else {
+            check = nil
+        }
+    }
+
+    static func healthCheck(_ c: HealthCheckSpec, host: String, peerPort: UInt16, clientPort: UInt16) throws(FieldError) -> HealthCheck {
+        let probe: HealthCheck.Probe
+        switch (c.tcp, c.http) {
+        case (let tcp?, nil):
+            switch tcp {
+            case .client: probe = .tcp(host: host, port: clientPort)
+            case .peer: probe = .tcp(host: host, port: peerPort)
+            case .port(let n): probe = .tcp(host: host, port: try port(n, field: "check.tcp"))
+            }
+        case (nil, let url?):
+            guard let u = URLComponents(string: url), u.scheme == "http", let h = u.host, !h.isEmpty else {
+                throw FieldError("check.http must be an http:// URL with a host, such as http://10.0.1.10:2379/health", field: "check.http")
+            }
+            probe = .http(url: url)
+        default:
+            throw FieldError("check needs exactly one of tcp (\"client\", \"peer\" or a port) and http (a URL)", field: "check")
+        }
+        let interval = c.interval ?? HealthCheck.defaultInterval
+        guard (1...3600).contains(interval) else { throw FieldError("check.interval must be between 1 and 3600 seconds", field: "check.interval") }
+        let threshold = c.threshold ?? HealthCheck.defaultThreshold
+        guard (1...100).contains(threshold) else { throw FieldError("check.threshold must be between 1 and 100 failures", field: "check.threshold") }
+        return HealthCheck(probe: probe, interval: interval, threshold: threshold)
+    }
+
+    /// The same member, critical or not.
+    public func with(critical: Bool) -> Member {
+        var m = self
+        m.critical = critical
+        return m
     }
 
     /// Why an IPv4 address is no unicast destination: the unspecified address (RFC 1122
@@ -184,15 +300,28 @@ public struct Member: Sendable, Equatable {
         for a in ipv4 { out.append(ResourceRecord(name: name, type: .a, ttl: ttl, rdata: .a(a))) }
         for a in ipv6 { out.append(ResourceRecord(name: name, type: .aaaa, ttl: ttl, rdata: .aaaa(a))) }
         out.append(ResourceRecord(name: serverOwner, type: .srv, ttl: ttl, rdata: .srv(SRVData(priority: 0, weight: 0, port: peerPort, target: name))))
-        out.append(ResourceRecord(name: clientOwner, type: .srv, ttl: ttl, rdata: .srv(SRVData(priority: 0, weight: 0, port: clientPort, target: name))))
+        if !critical {
+            out.append(ResourceRecord(name: clientOwner, type: .srv, ttl: ttl, rdata: .srv(SRVData(priority: 0, weight: 0, port: clientPort, target: name))))
+        }
         return out
+    }
+
+    /// The check as given, kept so that it is stored and returned as the member gave it.
+    private var checkSpec: HealthCheckSpec? {
+        guard let check else { return nil }
+        var spec = HealthCheckSpec(interval: check.interval, threshold: check.threshold)
+        switch check.probe {
+        case .tcp(_, let p): spec.tcp = p == clientPort ? .client : p == peerPort ? .peer : .port(Int(p))
+        case .http(let url): spec.http = url
+        }
+        return spec
     }
 
     /// The spec as stored and returned: complete, with defaults filled in.
     public var spec: MemberSpec {
         MemberSpec(
             addresses: ipv4.map(\.description) + ipv6.map(\.description), peerPort: Int(peerPort),
-            clientPort: Int(clientPort), tls: tls, service: service, ttl: Int(ttl), lease: lease.map { Int($0) })
+            clientPort: Int(clientPort), tls: tls, service: service, ttl: Int(ttl), lease: lease.map { Int($0) }, check: checkSpec)
     }
 
     /// The name as the API shows it: relative to the zone.

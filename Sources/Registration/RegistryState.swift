@@ -262,11 +262,14 @@ public struct RegistryState: Sendable {
     public func putMember(zone text: String, name: String, spec: MemberSpec) throws(RegistryError) -> (member: Member, created: Bool, plan: Plan?) {
         let origin = try zoneName(text)
         let file = files[origin]!
-        let member: Member
+        var member: Member
         let ttl = memberTTL ?? min(file.defaultTTL, Self.memberTTLCap)
         do { member = try Member(zone: origin, name: name, spec: spec, defaultTTL: ttl) } catch { throw RegistryError(error) }
         var overlay = overlays[origin] ?? ZoneOverlay()
         let previous = overlay.members[member.name]
+        // A re-PUT (a renewal, say) keeps what the same check found: only the check says
+        // when a critical member is passing again.
+        if let previous, previous.check != nil, previous.check == member.check { member = member.with(critical: previous.critical) }
         if previous == member, !overlay.isParked(.member(member.name)) { return (member, false, nil) }
         // Records set through the records API at the member's own RRsets would be hidden
         // by the member; refuse rather than leave two truths.
@@ -281,6 +284,16 @@ public struct RegistryState: Sendable {
         overlay.setMember(member)
         let owners = [member.name] + [member.serverOwner, member.clientOwner] + (previous.map { [$0.serverOwner, $0.clientOwner] } ?? [])
         return (member, previous == nil, try plan(origin, overlay, owners: owners, operation: .putMember(member)))
+    }
+
+    /// Marks a member critical (its `_etcd-client` record withdrawn) or passing again, after
+    /// its health check. Nil when there is nothing to do: the member is gone, its check is
+    /// no longer `check` (the report is stale), or it is in that state already.
+    public func setHealth(zone: DNSName, name: DNSName, check: HealthCheck, critical: Bool) throws(RegistryError) -> Plan? {
+        guard var overlay = overlays[zone], let member = overlay.members[name], member.check == check, member.critical != critical else { return nil }
+        let next = member.with(critical: critical)
+        overlay.setMember(next)
+        return try plan(zone, overlay, owners: [member.name, member.serverOwner, member.clientOwner], operation: .putMember(next))
     }
 
     /// Removes a member, served or parked.

@@ -9,6 +9,8 @@ import Registration
 public typealias MemberSpec = Registration.MemberSpec
 /// Where a served RRset comes from, as the records listing shows it.
 public typealias RRSetSource = Registration.RRSetSource
+/// A member's health check as its body gives it.
+public typealias HealthCheckSpec = Registration.HealthCheckSpec
 
 public struct StatusBody: Codable, Sendable {
     public var version: String
@@ -127,9 +129,17 @@ public struct MemberBody: Codable, Sendable {
     public var lease: Int?
     /// When the lease runs out unless renewed (RFC 3339, UTC).
     public var expiresAt: String?
+    /// The member's `check` as stored; absent without one.
+    public var check: HealthCheckSpec?
+    /// What the check found: `passing`, `critical` (the `_etcd-client` record is
+    /// withdrawn) or `unknown` (no answer yet); absent without a check.
+    public var health: String?
+    /// The last probe's error, while it is the latest result.
+    public var checkError: String?
 
     public init(_ m: Member, serial: UInt32?, conflict: String? = nil, expiresAt: String? = nil) {
         lease = m.lease.map { Int($0) }
+        check = m.spec.check
         self.expiresAt = expiresAt
         served = conflict == nil
         self.conflict = conflict

@@ -109,7 +109,10 @@ public enum AdminAPI {
     }
 
     static func body(_ state: Registry.MemberState, serial: UInt32?) -> MemberBody {
-        MemberBody(state.member, serial: serial, conflict: state.conflict?.message, expiresAt: state.expiresAt.map(rfc3339))
+        var body = MemberBody(state.member, serial: serial, conflict: state.conflict?.message, expiresAt: state.expiresAt.map(rfc3339))
+        body.health = state.health?.rawValue
+        body.checkError = state.checkError
+        return body
     }
 
     /// RFC 3339 §5.6 in UTC, to the second.
@@ -201,8 +204,12 @@ protocol FieldListing {
 }
 
 /// The JSON kind a field takes. `null` counts as leaving an optional field out.
-enum FieldKind {
+indirect enum FieldKind {
     case integer, boolean, string, strings
+    /// A string or a whole number (a check's `tcp`: "client", "peer" or a port).
+    case stringOrInteger
+    /// A JSON object with these fields and no others.
+    case object([String: FieldKind])
 
     /// JSONSerialization returns `true`/`false` as a boolean NSNumber subclass, and any
     /// NSNumber 0 or 1 also casts to Bool; only the class tells a JSON boolean apart.
@@ -225,13 +232,26 @@ enum FieldKind {
             for (i, item) in list.enumerated() where !(item is String) {
                 throw APIError(400, "\(field)[\(i)] must be a string", field: "\(field)[\(i)]")
             }
+        case .stringOrInteger:
+            if value is String { return }
+            try FieldKind.integer.check(value, field: field)
+        case .object(let fields):
+            guard let dict = value as? [String: Any] else { throw APIError(400, "\(field) must be a JSON object", field: field) }
+            for (key, inner) in dict.sorted(by: { $0.key < $1.key }) {
+                guard let kind = fields[key] else {
+                    throw APIError(400, "unknown field \(field).\(key); the fields are \(fields.keys.sorted().joined(separator: ", "))", field: "\(field).\(key)")
+                }
+                try kind.check(inner, field: "\(field).\(key)")
+            }
         }
     }
 }
 
 extension MemberSpec: FieldListing {
     static var fields: [String: FieldKind] {
-        ["addresses": .strings, "peerPort": .integer, "clientPort": .integer, "tls": .boolean, "service": .string, "ttl": .integer, "lease": .integer]
+        ["addresses": .strings, "peerPort": .integer, "clientPort": .integer, "tls": .boolean, "service": .string, "ttl": .integer, "lease": .integer,
+            "check": .object(["tcp": .stringOrInteger, "http": .string, "interval": .integer, "threshold": .integer]),
+        ]
     }
 }
 

@@ -62,6 +62,12 @@ public final class SrvdMetrics: RegistryObserver {
     }
 
     /// Stored items that conflict with their zone file and are not served.
+    public func health(passing: Int, critical: Int, unknown: Int) {
+        for (label, count) in [("passing", passing), ("critical", critical), ("unknown", unknown)] {
+            registry.makeGauge(descriptor: Self.metric("srvd_members_health", "Members with a health check, by what it found (passing, critical, unknown)."), labels: [("health", label)]).set(Double(count))
+        }
+    }
+
     public func conflicts(zone: DNSName, count: Int) {
         registry.makeGauge(descriptor: Self.metric("srvd_zone_conflicts", "Stored members and RRsets not served because they conflict with the zone file."), labels: [("zone", zone.description)]).set(Double(count))
     }

@@ -8,6 +8,13 @@ import NIOPosix
 import Registration
 import SrvdStore
 
+/// Runs members' health checks and reports each probe to `Registry.healthReport`
+/// (srvd: `HealthMonitor`, in SrvdHealth). The registry hands it every check there is,
+/// numbered, each time one changes.
+public protocol HealthProber: Sendable {
+    func run(_ checks: [Registry.MemberKey: HealthCheck], generation: UInt64) async
+}
+
 /// What the registry reports as it works: the metrics layer listens.
 public protocol RegistryObserver: Sendable {
     /// A zone is served with a new serial (or for the first time).
@@ -16,6 +23,12 @@ public protocol RegistryObserver: Sendable {
     func conflicts(zone: DNSName, count: Int)
     /// A member was created, replaced or deleted.
     func registration(_ result: String)
+    /// How many members with a health check are passing, critical or not yet known.
+    func health(passing: Int, critical: Int, unknown: Int)
+}
+
+extension RegistryObserver {
+    public func health(passing: Int, critical: Int, unknown: Int) {}
 }
 
 /// The commit path every writer goes through, one change at a time: the pure
@@ -48,18 +61,45 @@ public actor Registry {
     /// How often expiry looks for leases that ran out: well inside the "lease + 2 s" promise.
     static let expiryTick: Duration = .milliseconds(250)
 
-    struct MemberKey: Hashable {
-        var zone: DNSName
-        var name: DNSName
+    /// A member, by zone and name.
+    public struct MemberKey: Hashable, Sendable {
+        public var zone: DNSName
+        public var name: DNSName
+
+        public init(zone: DNSName, name: DNSName) {
+            self.zone = zone
+            self.name = name
+        }
     }
 
-    /// A stored member as the API lists it: the rule that parks it, and when its lease
-    /// runs out.
+    /// A stored member as the API lists it: the rule that parks it, when its lease runs
+    /// out, and what its health check found.
     public struct MemberState: Sendable {
         public var member: Member
         public var conflict: ZoneError?
         public var expiresAt: Date?
+        /// `passing`, `critical` or `unknown` (no answer to the check yet); nil without a check.
+        public var health: Health?
+        /// The last failed probe's error, while it is the latest result.
+        public var checkError: String?
     }
+
+    public enum Health: String, Sendable {
+        case passing, critical, unknown
+    }
+
+    /// What the probes of one member's check found so far (memory only).
+    struct CheckResults {
+        var failures = 0
+        var passedOnce = false
+        var lastError: String?
+    }
+
+    /// Every member's check, to hand to the prober whenever one changes.
+    private var checks: [MemberKey: HealthCheck] = [:]
+    private var checkResults: [MemberKey: CheckResults] = [:]
+    private var checksGeneration: UInt64 = 0
+    private var prober: (any HealthProber)?
 
     public nonisolated var unownedExecutor: UnownedSerialExecutor {
         thread.executor.asUnownedSerialExecutor()
@@ -111,6 +151,94 @@ public actor Registry {
         }
         publish()
         startLeases()
+        checks = [:]
+        for (_, overlay) in state.overlays {
+            for m in overlay.members.values { if let c = m.check { checks[MemberKey(zone: m.zone, name: m.name)] = c } }
+        }
+        syncChecks()
+    }
+
+    // MARK: Health checks
+
+    /// Starts the health checks of every member that has one, and keeps the prober told of
+    /// every change from now on.
+    public func runChecks(with prober: any HealthProber) {
+        self.prober = prober
+        syncChecks()
+    }
+
+    private func watch(_ m: Member) {
+        let key = MemberKey(zone: m.zone, name: m.name)
+        guard checks[key] != m.check else { return }
+        checks[key] = m.check
+        checkResults[key] = nil
+        syncChecks()
+    }
+
+    private func unwatch(_ key: MemberKey) {
+        guard checks.removeValue(forKey: key) != nil else { return }
+        checkResults[key] = nil
+        syncChecks()
+    }
+
+    private func syncChecks() {
+        guard let prober else { return }
+        checksGeneration += 1
+        let (all, generation) = (checks, checksGeneration)
+        Task { await prober.run(all, generation: generation) }
+        reportHealthCounts()
+    }
+
+    private func reportHealthCounts() {
+        var passing = 0, critical = 0, unknown = 0
+        for (key, _) in checks {
+            guard let m = state.overlays[key.zone]?.members[key.name] else { continue }
+            switch memberState(m, conflict: nil).health {
+            case .passing?: passing += 1
+            case .critical?: critical += 1
+            default: unknown += 1
+            }
+        }
+        observer.health(passing: passing, critical: critical, unknown: unknown)
+    }
+
+    /// One probe's result (nil: it passed). `threshold` failures in a row make the member
+    /// critical, one pass makes it passing again; each transition is one change through
+    /// the commit path. A report for a check the member no longer has is dropped.
+    public func healthReport(_ key: MemberKey, check: HealthCheck, error: String?) {
+        guard checks[key] == check, let member = state.overlays[key.zone]?.members[key.name] else { return }
+        let shownBefore = memberState(member, conflict: nil).health
+        var results = checkResults[key] ?? CheckResults()
+        if let error {
+            results.failures += 1
+            results.lastError = error
+        } else {
+            results.failures = 0
+            results.passedOnce = true
+            results.lastError = nil
+        }
+        checkResults[key] = results
+        let critical = results.failures >= check.threshold
+        // Counting every member's health is O(members): only when this one's changed.
+        defer {
+            let now = state.overlays[key.zone]?.members[key.name].map { memberState($0, conflict: nil).health }
+            if now != shownBefore { reportHealthCounts() }
+        }
+        guard critical != member.critical else { return }
+        do {
+            guard let plan = try state.setHealth(zone: key.zone, name: key.name, check: check, critical: critical) else { return }
+            let serial = try commit(plan)
+            if critical {
+                logger.warning(
+                    "member failed its health check; its client record is withdrawn",
+                    metadata: ["member": "\(key.name)", "failures": "\(results.failures)", "error": "\(error ?? "-")", "serial": "\(serial)"])
+            } else {
+                logger.notice("member passes its health check again; its client record is back", metadata: ["member": "\(key.name)", "serial": "\(serial)"])
+            }
+        } catch {
+            // Tried again at the next probe.
+            logger.error("cannot record a member's health", metadata: ["member": "\(key.name)", "error": "\(error)"])
+        }
     }
 
     // MARK: Leases
@@ -152,6 +280,16 @@ public actor Registry {
         }
     }
 
+    private func memberState(_ m: Member, conflict: ZoneError?) -> MemberState {
+        var state = MemberState(member: m, conflict: conflict, expiresAt: expiresAt(m))
+        if m.check != nil {
+            let results = checkResults[MemberKey(zone: m.zone, name: m.name)]
+            state.health = m.critical ? .critical : results?.passedOnce == true ? .passing : .unknown
+            state.checkError = results?.lastError
+        }
+        return state
+    }
+
     private func expiresAt(_ m: Member) -> Date? {
         guard let deadline = deadlines[MemberKey(zone: m.zone, name: m.name)] else { return nil }
         let left = ContinuousClock.now.duration(to: deadline)
@@ -170,6 +308,7 @@ public actor Registry {
             do {
                 let serial = try commit(state.deleteMember(zone: key.zone.description, name: key.name.description))
                 deadlines[key] = nil
+                unwatch(key)
                 observer.registration("expired")
                 logger.notice(
                     "member's lease ran out; deregistered",
@@ -187,7 +326,7 @@ public actor Registry {
             throw RegistryError(.conflict, "\(member.name) has no lease to renew; give it one with a PUT that sets lease", field: "lease")
         }
         renewLease(member)
-        return MemberState(member: member, conflict: conflict, expiresAt: expiresAt(member))
+        return memberState(member, conflict: conflict)
     }
 
     /// A file whose records changed gets a new serial (`RegistryState.fileVersion`); the
@@ -226,12 +365,12 @@ public actor Registry {
     }
 
     public func members(zone text: String) throws(RegistryError) -> [MemberState] {
-        try state.members(zone: text).map { MemberState(member: $0.0, conflict: $0.1, expiresAt: expiresAt($0.0)) }
+        try state.members(zone: text).map { memberState($0.0, conflict: $0.1) }
     }
 
     public func member(zone text: String, name: String) throws(RegistryError) -> MemberState {
         let (m, conflict) = try state.member(zone: text, name: name)
-        return MemberState(member: m, conflict: conflict, expiresAt: expiresAt(m))
+        return memberState(m, conflict: conflict)
     }
 
     // MARK: Changes
@@ -248,7 +387,8 @@ public actor Registry {
             serial = try state.zone(text).serial
         }
         renewLease(member)
-        return (MemberState(member: member, conflict: nil, expiresAt: expiresAt(member)), created, serial)
+        watch(member)
+        return (memberState(state.overlays[member.zone]?.members[member.name] ?? member, conflict: nil), created, serial)
     }
 
     /// Removes a member, served or parked. Returns the serial after the change.
@@ -256,6 +396,7 @@ public actor Registry {
         let (member, _) = try state.member(zone: text, name: name)
         let serial = try commit(state.deleteMember(zone: text, name: name))
         deadlines[MemberKey(zone: member.zone, name: member.name)] = nil
+        unwatch(MemberKey(zone: member.zone, name: member.name))
         observer.registration("deleted")
         return serial
     }

@@ -151,6 +151,11 @@ public final class RegistrationStore: Sendable {
             // registered as `Infra0` is listed as `Infra0` after a restart too.
             try db.execute(sql: "ALTER TABLE members ADD COLUMN display TEXT")
         }
+        m.registerMigration("v4") { db in
+            // A member whose health check failed: its client record is withdrawn, and must
+            // stay so after a restart, or the zone served under a serial would change.
+            try db.execute(sql: "ALTER TABLE members ADD COLUMN critical INTEGER NOT NULL DEFAULT 0")
+        }
         return m
     }
 
@@ -189,12 +194,13 @@ public final class RegistrationStore: Sendable {
                     let zone = try Self.name(row["zone"])
                     out[zone, default: ZoneOverlay()].serial = UInt32(truncatingIfNeeded: row["serial"] as Int64)
                 }
-                for row in try Row.fetchAll(db, sql: "SELECT zone, name, display, spec FROM members") {
+                for row in try Row.fetchAll(db, sql: "SELECT zone, name, display, spec, critical FROM members") {
                     let zone = try Self.name(row["zone"])
                     let specText: String = row["spec"]
                     let spec = try JSONDecoder().decode(MemberSpec.self, from: Data(specText.utf8))
                     let display: String? = row["display"]
-                    let member = try Member(zone: zone, name: display ?? row["name"], spec: spec, defaultTTL: 0, strict: false)
+                    let critical: Int = row["critical"]
+                    let member = try Member(zone: zone, name: display ?? row["name"], spec: spec, defaultTTL: 0, strict: false).with(critical: critical != 0)
                     out[zone, default: ZoneOverlay()].setMember(member)
                 }
                 for row in try Row.fetchAll(db, sql: "SELECT zone, owner, type, ttl, rdata FROM rrsets") {
@@ -283,8 +289,8 @@ public final class RegistrationStore: Sendable {
             switch change.operation {
             case .putMember(let m):
                 try db.execute(
-                    sql: "INSERT OR REPLACE INTO members (zone, name, display, spec) VALUES (?, ?, ?, ?)",
-                    arguments: [zone, Self.key(m.name), m.name.description, specJSON!])
+                    sql: "INSERT OR REPLACE INTO members (zone, name, display, spec, critical) VALUES (?, ?, ?, ?, ?)",
+                    arguments: [zone, Self.key(m.name), m.name.description, specJSON!, m.critical ? 1 : 0])
             case .deleteMember(let name):
                 try db.execute(sql: "DELETE FROM members WHERE zone = ? AND name = ?", arguments: [zone, Self.key(name)])
             case .putRRSet(let set):

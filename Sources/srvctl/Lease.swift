@@ -20,6 +20,36 @@ struct MemberOptions: ParsableArguments {
     @Option(help: "Cluster name for etcd's --discovery-srv-name.") var service: String?
     @Option(help: "TTL of the records (default: the zone's).") var ttl: Int?
     @Option(help: "Leave DNS this long after the last renewal: 30, 30s, 5m, 1h (at most a day).") var lease: String?
+    @Option(help: "Health check srvd runs: tcp:client, tcp:peer, tcp:PORT or an http:// URL; failing, the _etcd-client record is withdrawn.")
+    var check: String?
+    @Option(name: .customLong("check-interval"), help: "Seconds between probes (default 5).") var checkInterval: Int?
+    @Option(name: .customLong("check-threshold"), help: "Failures in a row that make the member critical (default 3).") var checkThreshold: Int?
+
+    /// `--check` as the API takes it.
+    var checkSpec: HealthCheckSpec? {
+        get throws {
+            guard let check else {
+                if checkInterval != nil || checkThreshold != nil { throw ValidationError("--check-interval and --check-threshold go with --check") }
+                return nil
+            }
+            var spec = HealthCheckSpec(interval: checkInterval, threshold: checkThreshold)
+            if check.hasPrefix("http://") || check.hasPrefix("https://") {
+                spec.http = check
+            } else if check.hasPrefix("tcp:") {
+                let target = check.dropFirst(4)
+                switch target {
+                case "client": spec.tcp = .client
+                case "peer": spec.tcp = .peer
+                default:
+                    guard let port = Int(target) else { throw ValidationError("--check tcp: takes client, peer or a port number") }
+                    spec.tcp = .port(port)
+                }
+            } else {
+                throw ValidationError("--check takes tcp:client, tcp:peer, tcp:PORT or an http:// URL")
+            }
+            return spec
+        }
+    }
 
     /// The name and the addresses as meant: `register ZONE --address IP NAME` puts the name
     /// after the addresses, where `--address` (which takes several) would swallow it; a
@@ -32,6 +62,7 @@ struct MemberOptions: ParsableArguments {
         }
         guard let member else { throw ValidationError("give the member's name: srvctl register ZONE NAME --address IP") }
         guard !list.isEmpty else { throw ValidationError("give at least one --address") }
+        _ = try checkSpec
         if lease != nil, leaseSeconds == nil {
             throw ValidationError("--lease takes a whole number of seconds from 1 to 86400, or 30s, 5m, 1h")
         }
@@ -61,7 +92,7 @@ struct MemberSession: Sendable {
         self.name = member
         spec = MemberSpec(
             addresses: addresses, peerPort: options.peerPort, clientPort: options.clientPort, tls: options.tls, service: options.service,
-            ttl: options.ttl, lease: options.leaseSeconds)
+            ttl: options.ttl, lease: options.leaseSeconds, check: try options.checkSpec)
     }
 
     private var path: String { "/v1/zones/\(escape(zone))/members/\(escape(name))" }

@@ -135,15 +135,18 @@ struct Members: AsyncParsableCommand {
         let (body, _) = try await api.client().send(.GET, "/v1/zones/\(escape(zone))/members")
         if api.json { return printRaw(body) }
         let list = try decodeBody(MembersBody.self, body)
-        var rows = [["NAME", "ADDRESSES", "PEER", "CLIENT", "TLS", "SERVICE", "TTL", "EXPIRES"]]
+        var rows = [["NAME", "ADDRESSES", "PEER", "CLIENT", "TLS", "SERVICE", "TTL", "EXPIRES", "HEALTH"]]
         for m in list.members {
             rows.append([
                 m.name, m.addresses.joined(separator: ","), String(m.peerPort), String(m.clientPort), m.tls ? "yes" : "no", m.service ?? "-",
-                String(m.ttl), expiryText(m.expiresAt),
+                String(m.ttl), expiryText(m.expiresAt), m.health ?? "-",
             ])
         }
         printTable(rows)
         print("\(list.members.count) member(s) in \(list.zone), serial \(list.serial)")
+        for m in list.members where m.health == "critical" {
+            print("critical: \(m.name): \(m.checkError ?? "its health check fails"); its _etcd-client record is withdrawn")
+        }
         for m in list.members where !m.served {
             print("not served: \(m.name): \(m.conflict ?? "conflicts with the zone file"); fix the zone file, or deregister it")
         }

@@ -14,6 +14,7 @@ import NIOSSL
 import Prometheus
 import SrvdAdmin
 import SrvdRegistry
+import SrvdHealth
 import ZoneSource
 import DNSNotify
 import SrvdStore
@@ -204,6 +205,7 @@ struct Serve: AsyncParsableCommand {
         let reloader = ZoneReloader(directory: ZoneDirectory(path: zones), logger: logger, onFailure: { metrics.reloadFailed() }) {
             zones, generation in await registry.filesLoaded(zones, generation: generation)
         }
+        await registry.runChecks(with: HealthMonitor(registry: registry))
         do {
             try await reloader.loadInitial()
         } catch {

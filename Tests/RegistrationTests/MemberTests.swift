@@ -122,3 +122,33 @@ let lab = n("lab.example.")
         #expect(leased != plain)
     }
 }
+
+@Suite struct MemberCheckTests {
+    func member(_ check: HealthCheckSpec) throws -> Member {
+        try Member(zone: lab, name: "m", spec: MemberSpec(addresses: ["fd00::5", "10.0.1.10"], clientPort: 2400, check: check), defaultTTL: 30)
+    }
+
+    @Test func probesTheMembersOwnAddressAndPorts() throws {
+        #expect(try member(HealthCheckSpec(tcp: .client)).check?.probe == .tcp(host: "10.0.1.10", port: 2400))
+        #expect(try member(HealthCheckSpec(tcp: .peer)).check?.probe == .tcp(host: "10.0.1.10", port: 2380))
+        #expect(try member(HealthCheckSpec(tcp: .port(9000))).check?.probe == .tcp(host: "10.0.1.10", port: 9000))
+        let c = try member(HealthCheckSpec(http: "http://10.0.1.10:2400/health"))
+        #expect(c.check == HealthCheck(probe: .http(url: "http://10.0.1.10:2400/health"), interval: 5, threshold: 3))
+    }
+
+    @Test(arguments: [
+        HealthCheckSpec(), HealthCheckSpec(tcp: .client, http: "http://a:1/"), HealthCheckSpec(tcp: .port(0)),
+        HealthCheckSpec(http: "ftp://a/"), HealthCheckSpec(http: "http:///x"), HealthCheckSpec(tcp: .client, interval: 0),
+        HealthCheckSpec(tcp: .client, threshold: 101),
+    ])
+    func aBadCheckIsRefused(check: HealthCheckSpec) {
+        #expect(throws: FieldError.self) { try member(check) }
+    }
+
+    @Test func aCriticalMemberWithdrawsOnlyItsClientRecord() throws {
+        let m = try member(HealthCheckSpec(tcp: .client))
+        let critical = m.with(critical: true)
+        #expect(m.records.count == 4)
+        #expect(critical.records.map(\.name) == [m.name, m.name, m.serverOwner])
+    }
+}
