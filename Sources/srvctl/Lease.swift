@@ -144,11 +144,15 @@ func expiryText(_ expiresAt: String?) -> String {
 /// Takes signals over from their default action (which would end srvctl before it
 /// deregisters) and hands each to the handler set last.
 final class SignalWatch: @unchecked Sendable {
-    private let handler = Mutex<(@Sendable (Int32) -> Void)?>(nil)
+    /// The handler set last, and signals that came while there was none: a signal is never
+    /// lost, even one that arrives before srvctl knows what to do with it.
+    private let state = Mutex<(handler: (@Sendable (Int32) -> Void)?, pending: [Int32])>((nil, []))
     /// Kept so the sources live as long as the watch; their events run one at a time.
     private var sources: [DispatchSourceSignal] = []
     private let queue = DispatchQueue(label: "srvctl.signals")
 
+    /// Call before anything that must be undone (registering): from here on the signals
+    /// no longer end srvctl by their default action.
     init(_ signals: [Int32]) {
         for sig in signals {
             signal(sig, SIG_IGN)
@@ -160,12 +164,26 @@ final class SignalWatch: @unchecked Sendable {
     }
 
     private func fire(_ sig: Int32) {
-        handler.withLock { $0 }?(sig)
+        let handler = state.withLock { s -> (@Sendable (Int32) -> Void)? in
+            if s.handler == nil { s.pending.append(sig) }
+            return s.handler
+        }
+        handler?(sig)
     }
 
+    /// Hands every signal from now on to `f`, and first those that came while there was no
+    /// handler.
     func handle(_ f: @escaping @Sendable (Int32) -> Void) {
-        handler.withLock { $0 = f }
+        let pending = state.withLock { s -> [Int32] in
+            s.handler = f
+            defer { s.pending = [] }
+            return s.pending
+        }
+        for sig in pending { f(sig) }
     }
+
+    /// A signal that came while there was no handler, if one did.
+    var arrived: Int32? { state.withLock { $0.pending.first } }
 
     /// Waits for the first signal from now on.
     func first() async -> Int32 {
@@ -219,20 +237,29 @@ struct Run: AsyncParsableCommand {
             if let s = member.service { args += ["--service", s] }
             if let d = dns { args += ["--dns", d] }
             let waiting = Task { try await Wait.parse(args).run() }
-            let stopped = Mutex(false)
-            signals.handle { _ in
-                stopped.withLock { $0 = true }
+            let stoppedBy = Mutex<Int32?>(nil)
+            signals.handle { sig in
+                stoppedBy.withLock { $0 = $0 ?? sig }
                 waiting.cancel()
             }
-            if case .failure(let error) = await waiting.result {
+            let result = await waiting.result
+            if let sig = stoppedBy.withLock({ $0 }) {
                 renewing.cancel()
                 try? await session.deregister()
-                if stopped.withLock({ $0 }) {
-                    printError("srvctl: stopped while waiting; deregistered \(session.name)")
-                    throw ExitCode(130)
-                }
+                printError("srvctl: stopped by signal \(sig) while waiting; deregistered \(session.name)")
+                throw ExitCode(128 + sig)
+            }
+            if case .failure(let error) = result {
+                renewing.cancel()
+                try? await session.deregister()
                 throw error
             }
+        } else if let sig = signals.arrived {
+            // Stopped before the command started: it never runs.
+            renewing.cancel()
+            try? await session.deregister()
+            printError("srvctl: stopped by signal \(sig) before \(command[0]) started; deregistered \(session.name)")
+            throw ExitCode(128 + sig)
         }
         let status: Int32
         do {

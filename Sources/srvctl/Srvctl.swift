@@ -93,6 +93,9 @@ struct Register: AsyncParsableCommand {
 
     func run() async throws {
         let session = try MemberSession(client: api.client(), zone: zone, options: member, name: name)
+        // Signals are taken over before the member exists, so that none ends srvctl before
+        // it has deregistered what it registered.
+        let stop = keepalive ? SignalWatch([SIGTERM, SIGINT]) : nil
         let (body, status) = try await session.register()
         if api.json {
             printRaw(body)
@@ -101,8 +104,7 @@ struct Register: AsyncParsableCommand {
             print("\(status == 201 ? "registered" : "updated") \(m.fqdn) in \(m.zone) (serial \(m.serial.map(String.init) ?? "?"))")
             for r in m.records { print("  \(r)") }
         }
-        guard keepalive else { return }
-        let stop = SignalWatch([SIGTERM, SIGINT])
+        guard let stop else { return }
         let renewing = Task { await session.keepAlive() }
         _ = await stop.first()
         renewing.cancel()
