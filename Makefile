@@ -64,12 +64,16 @@ install: deps-build
 	sed 's|/usr/local/bin/srvd|$(PREFIX)/bin/srvd|; s|/etc/srvd|$(SYSCONFDIR)/srvd|g' systemd/srvd.service \
 		> $(DESTDIR)$(PREFIX)/lib/systemd/system/srvd.service
 	chmod 644 $(DESTDIR)$(PREFIX)/lib/systemd/system/srvd.service
+	sed 's|/usr/local/bin/srvctl|$(PREFIX)/bin/srvctl|; s|/etc/srvd|$(SYSCONFDIR)/srvd|g' 'systemd/srvctl-member@.service' \
+		> '$(DESTDIR)$(PREFIX)/lib/systemd/system/srvctl-member@.service'
+	chmod 644 '$(DESTDIR)$(PREFIX)/lib/systemd/system/srvctl-member@.service'
 	[ -e $(DESTDIR)$(SYSCONFDIR)/srvd/zones/lab.example.zone ] || \
 		install -m 644 zones/lab.example.zone $(DESTDIR)$(SYSCONFDIR)/srvd/zones/
 	@echo "installed srvd and srvctl in $(DESTDIR)$(PREFIX)/bin; systemctl daemon-reload && systemctl enable --now srvd starts it"
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/bin/srvd $(DESTDIR)$(PREFIX)/bin/srvctl $(DESTDIR)$(PREFIX)/lib/systemd/system/srvd.service
+	rm -f $(DESTDIR)$(PREFIX)/bin/srvd $(DESTDIR)$(PREFIX)/bin/srvctl $(DESTDIR)$(PREFIX)/lib/systemd/system/srvd.service \
+		'$(DESTDIR)$(PREFIX)/lib/systemd/system/srvctl-member@.service'
 
 unit:
 	$(SWIFT) test --skip-build

@@ -101,6 +101,8 @@ def test_make_install_puts_everything_in_place(tmp_path):
         assert subprocess.run([str(path), "--version"], capture_output=True, text=True).stdout.strip() == "0.1.0"
     unit = (dest / "opt/srvd/lib/systemd/system/srvd.service").read_text()
     assert "ExecStart=/opt/srvd/bin/srvd serve" in unit and "/usr/local/bin" not in unit
+    member = (dest / "opt/srvd/lib/systemd/system/srvctl-member@.service").read_text()
+    assert "ExecStart=/opt/srvd/bin/srvctl run" in member and "/usr/local/bin/srvctl" not in member
     zone = dest / "etc/srvd/zones/lab.example.zone"
     assert zone.read_text() == (REPO / "zones" / "lab.example.zone").read_text()
     # A zone already there is kept.
