@@ -102,14 +102,15 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
-        // Health checks: probes (TCP connect, HTTP GET) on their own tasks, each result
-        // reported to the registry, which decides what changes.
+        // Health checks: probes (TCP connect, HTTP GET) started by one scheduler on one
+        // event loop, each result that matters reported to the registry.
         .target(
             name: "SrvdHealth",
             dependencies: [
                 "Registration", "SrvdRegistry",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),

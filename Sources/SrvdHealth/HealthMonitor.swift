@@ -1,77 +1,130 @@
 import AsyncHTTPClient
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import Registration
 import SrvdRegistry
 
-/// Runs every member's health check on its own task, off the registry's thread and off
-/// DNS's: a probe that hangs delays nothing but its own next probe. Each result goes to
-/// `Registry.healthReport`, which decides what changes.
-public actor HealthMonitor: HealthProber {
-    private weak var registry: Registry?
-    private var generation: UInt64 = 0
-    private var running: [Registry.MemberKey: (check: HealthCheck, task: Task<Void, Never>)] = [:]
-    private let group: any EventLoopGroup
+/// Runs every member's health check, off the registry's thread and off DNS's. One
+/// scheduler wakes ten times a second and starts the probes that are due, all on one
+/// event loop: a probe is a non-blocking connect (or an HTTP GET) whose completion is
+/// handled where it lands, so a thousand members probed every second cost a few thread
+/// wake-ups per tick rather than several per probe (a task and a timer per member cost
+/// about 0.3 ms of CPU per probe). A probe that hangs delays nothing but itself. Results
+/// go to `Registry.healthReport`, which decides what changes; a pass after a pass is not
+/// reported, since it changes nothing the registry keeps.
+public final class HealthMonitor: HealthProber, Sendable {
+    private struct Entry {
+        var check: HealthCheck
+        var due: NIODeadline
+        /// A probe of this entry is under way; the next waits for it.
+        var running = false
+        var passedLast = false
+    }
+
+    private struct State {
+        var generation: UInt64 = 0
+        var entries: [Registry.MemberKey: Entry] = [:]
+        var started = false
+    }
+
+    private weak let registry: Registry?
+    private let loop: any EventLoop
+    private let state = NIOLockedValueBox(State())
 
     /// A probe gets at most this long, and never longer than its interval.
-    static let maxProbeTime: Duration = .seconds(2)
+    static let maxProbeTime: TimeAmount = .seconds(2)
+    static let tick: TimeAmount = .milliseconds(100)
 
     public init(registry: Registry, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
         self.registry = registry
-        self.group = group
+        self.loop = group.next()
     }
 
-    public func run(_ checks: [Registry.MemberKey: HealthCheck], generation: UInt64) {
-        // Tasks that hand over the lists can arrive out of order; the newest list wins.
-        guard generation > self.generation else { return }
-        self.generation = generation
-        for (key, current) in running where checks[key] != current.check {
-            current.task.cancel()
-            running[key] = nil
+    public func run(_ checks: [Registry.MemberKey: HealthCheck], generation: UInt64) async {
+        let start = state.withLockedValue { s -> Bool in
+            // Lists handed over by separate tasks can arrive out of order; the newest wins.
+            guard generation > s.generation else { return false }
+            s.generation = generation
+            let now = NIODeadline.now()
+            s.entries = s.entries.filter { checks[$0.key] == $0.value.check }
+            for (key, check) in checks where s.entries[key] == nil {
+                s.entries[key] = Entry(check: check, due: now)
+            }
+            defer { s.started = true }
+            return !s.started
         }
-        for (key, check) in checks where running[key] == nil {
-            running[key] = (check, Task { [registry, group] in
-                await Self.loop(key, check, registry: registry, group: group)
-            })
-        }
+        if start { scheduleTick() }
     }
 
-    private static func loop(_ key: Registry.MemberKey, _ check: HealthCheck, registry: Registry?, group: any EventLoopGroup) async {
-        let interval = Duration.seconds(check.interval)
-        let timeout = min(interval, maxProbeTime)
-        while !Task.isCancelled {
-            let started = ContinuousClock.now
-            let error = await probe(check.probe, timeout: timeout, group: group)
-            guard !Task.isCancelled, let registry else { return }
-            await registry.healthReport(key, check: check, error: error)
-            try? await Task.sleep(until: started + interval)
+    private func scheduleTick() {
+        loop.scheduleTask(in: Self.tick) { [weak self] in
+            guard let self else { return }
+            self.startDueProbes()
+            self.scheduleTick()
         }
     }
 
-    /// Nil when the probe passes, else what went wrong in a few words.
-    static func probe(_ probe: HealthCheck.Probe, timeout: Duration, group: any EventLoopGroup) async -> String? {
+    private func startDueProbes() {
+        let now = NIODeadline.now()
+        let due = state.withLockedValue { s -> [(Registry.MemberKey, HealthCheck)] in
+            var out: [(Registry.MemberKey, HealthCheck)] = []
+            for (key, e) in s.entries where !e.running && e.due <= now {
+                s.entries[key]!.running = true
+                s.entries[key]!.due = now + .seconds(Int64(e.check.interval))
+                out.append((key, e.check))
+            }
+            return out
+        }
+        for (key, check) in due {
+            let timeout = min(.seconds(Int64(check.interval)), Self.maxProbeTime)
+            probe(check.probe, timeout: timeout).whenSuccess { [weak self] error in
+                self?.finished(key, check, error: error)
+            }
+        }
+    }
+
+    private func finished(_ key: Registry.MemberKey, _ check: HealthCheck, error: String?) {
+        let report = state.withLockedValue { s -> Bool in
+            guard var e = s.entries[key], e.check == check else { return false }
+            defer {
+                e.running = false
+                e.passedLast = error == nil
+                s.entries[key] = e
+            }
+            return error != nil || !e.passedLast
+        }
+        guard report, let registry else { return }
+        Task { await registry.healthReport(key, check: check, error: error) }
+    }
+
+    /// Nil when the probe passes, else what went wrong in a few words. Never fails.
+    func probe(_ probe: HealthCheck.Probe, timeout: TimeAmount) -> EventLoopFuture<String?> {
         switch probe {
         case .tcp(let host, let port):
-            do {
-                let channel = try await ClientBootstrap(group: group)
-                    .connectTimeout(.milliseconds(Int64(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)))
-                    .connect(host: host, port: Int(port)).get()
-                try? await channel.close()
-                return nil
-            } catch {
-                return "TCP \(host.contains(":") ? "[\(host)]" : host):\(port): \(describe(error))"
-            }
+            let target = "TCP \(host.contains(":") ? "[\(host)]" : host):\(port)"
+            return ClientBootstrap(group: loop)
+                .connectTimeout(timeout)
+                .connect(host: host, port: Int(port))
+                .flatMap { channel in channel.close().map { nil as String? }.recover { _ in nil } }
+                .recover { error in "\(target): \(Self.describe(error))" }
         case .http(let url):
-            do {
-                var request = HTTPClientRequest(url: url)
-                request.method = .GET
-                let response = try await HTTPClient.shared.execute(request, timeout: .milliseconds(Int64(timeout.components.seconds * 1000)))
-                _ = try? await response.body.collect(upTo: 64 * 1024)
-                guard (200..<300).contains(Int(response.status.code)) else { return "HTTP \(url): \(response.status.code) \(response.status.reasonPhrase)" }
-                return nil
-            } catch {
-                return "HTTP \(url): \(describe(error))"
+            let promise = loop.makePromise(of: String?.self)
+            promise.completeWithTask {
+                do {
+                    var request = HTTPClientRequest(url: url)
+                    request.method = .GET
+                    let response = try await HTTPClient.shared.execute(request, timeout: timeout)
+                    _ = try? await response.body.collect(upTo: 64 * 1024)
+                    guard (200..<300).contains(Int(response.status.code)) else {
+                        return "HTTP \(url): \(response.status.code) \(response.status.reasonPhrase)"
+                    }
+                    return nil
+                } catch {
+                    return "HTTP \(url): \(Self.describe(error))"
+                }
             }
+            return promise.futureResult
         }
     }
 
