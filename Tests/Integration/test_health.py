@@ -102,6 +102,8 @@ def test_a_failing_tcp_check_withdraws_only_the_client_record(srvd):
         assert serial(srvd) == before + 1, "the withdrawal is one change"
         out = run_srvctl("members", "lab.example", "--server", srvd.url, "--token-file", str(srvd.token_path))
         assert "critical" in out.stdout, out.stdout
+        metrics = srvd.request("GET", "/metrics", auth=False).body.decode()
+        assert 'srvd_members_health{health="critical"} 1' in metrics, [l for l in metrics.splitlines() if "health" in l]
 
         listener.open()
         wait_until(lambda: fqdn in targets(srvd, "_etcd-client._tcp." + ZONE), timeout=10, what="the client record comes back")
