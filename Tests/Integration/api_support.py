@@ -8,6 +8,7 @@ standard library (http.client), DNS through dnspython.
 from __future__ import annotations
 
 import http.client
+import contextlib
 import json
 import os
 import re
@@ -363,3 +364,16 @@ def run_srvctl(
         finally:
             os.unlink(conf)
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=e, cwd=cwd, stdin=subprocess.DEVNULL)
+
+
+@contextlib.contextmanager
+def unchanged(server: SrvdServer):
+    """Asserts that the body of the `with` changes nothing srvd serves or reports."""
+    before = server.snapshot()
+    soa_before = server.soa_serial()
+    yield
+    after = server.snapshot()
+    assert after[0] == before[0], "the zones list (serial, counts) changed"
+    assert after[1] == before[1], "the records listing changed"
+    assert after[2] == before[2], "the members changed"
+    assert server.soa_serial() == soa_before, "the SOA serial served over DNS changed"

@@ -474,3 +474,17 @@ def dig(port: int, *args: str, host: str = V4, tool: str = "dig") -> Answer:
     answer = _parse_tool_output(proc.stdout)
     answer.text += proc.stderr  # kdig warns about truncation on stderr
     return answer
+
+
+@pytest.fixture
+def srvd(tmp_path):
+    """A srvd serving the shipped zone, with its admin API (`api_support.SrvdServer`),
+    stopped after the test. Modules that need another set-up define their own."""
+    from api_support import SrvdServer
+
+    server = SrvdServer(tmp_path / "srvd")
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()

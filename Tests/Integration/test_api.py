@@ -8,7 +8,6 @@ the records listing and the members are compared before and after.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import stat
@@ -22,6 +21,7 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 
 from api_support import (  # noqa: E402
+    unchanged,
     FILE_SERIAL,
     OPENAPI_SOURCE,
     ROUTES,
@@ -55,30 +55,9 @@ FILE_RRSETS = {
 }
 
 
-@pytest.fixture
-def srvd(tmp_path):
-    server = SrvdServer(tmp_path / "srvd")
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
-
-
 # --------------------------------------------------------------------------- helpers
 
 
-@contextlib.contextmanager
-def unchanged(server: SrvdServer):
-    """Asserts that the body of the `with` changes nothing srvd serves or reports."""
-    before = server.snapshot()
-    soa_before = server.soa_serial()
-    yield
-    after = server.snapshot()
-    assert after[0] == before[0], "the zones list (serial, counts) changed"
-    assert after[1] == before[1], "the records listing changed"
-    assert after[2] == before[2], "the members changed"
-    assert server.soa_serial() == soa_before, "the SOA serial served over DNS changed"
 
 
 def assert_error(reply: Reply, status: int, field=NOFIELD) -> dict:

@@ -25,16 +25,6 @@ ZONE = "lab.example."
 MEMBERS = "/v1/zones/lab.example/members"
 
 
-@pytest.fixture
-def srvd(tmp_path):
-    server = SrvdServer(tmp_path / "srvd")
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
-
-
 def targets(server: SrvdServer, owner: str) -> set[str]:
     return {rd.split()[3] for rd in answer_list(server.query(owner, "SRV", tcp=True), "SRV")}
 

@@ -48,6 +48,7 @@ import dns.rcode  # noqa: E402
 import pytest  # noqa: E402
 
 from api_support import (  # noqa: E402
+    unchanged,
     Reply,
     SrvdServer,
     answer_list,
@@ -94,16 +95,6 @@ NO_RESOLVERS = "# no nameserver: srvctl checks srvd itself\n"
 
 
 # --------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture
-def srvd(tmp_path):
-    server = SrvdServer(tmp_path / "srvd")
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -176,17 +167,6 @@ def assert_error(reply: Reply, status: int, field: Any = NOFIELD) -> dict:
     return body
 
 
-@contextlib.contextmanager
-def unchanged(server: SrvdServer):
-    """The body of the `with` changes nothing srvd serves or reports."""
-    before = server.snapshot()
-    soa = server.soa_serial()
-    yield
-    after = server.snapshot()
-    assert after[0] == before[0], "the zones list (serial, counts) changed"
-    assert after[1] == before[1], "the records listing changed"
-    assert after[2] == before[2], "the members changed"
-    assert server.soa_serial() == soa, "the SOA serial served over DNS changed"
 
 
 def srv_targets(server: SrvdServer, owner: str) -> set[str]:

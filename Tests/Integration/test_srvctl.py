@@ -28,16 +28,6 @@ ZONE_ARG = "lab.example"
 MEMBERS = "/v1/zones/lab.example/members"
 
 
-@pytest.fixture
-def srvd(tmp_path):
-    server = SrvdServer(tmp_path / "srvd")
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
-
-
 # What srvctl sees as /etc/resolv.conf in these tests: no resolver, so `wait` checks srvd
 # alone (the machine's own resolver knows nothing of lab.example). The tests of the
 # resolver views pass their own.
