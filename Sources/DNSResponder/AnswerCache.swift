@@ -60,8 +60,6 @@ public final class AnswerCache {
         arena.removeAll(keepingCapacity: true)
     }
 
-    /// The answer to `query`, written through `write` (called once with the whole response
-    /// and what it is). Returns nil only when the query must not be answered at all.
     /// What a response was, without its bytes: for rate limiting, metrics and logs.
     public struct Answered: Sendable, Equatable {
         public var rcode: RCode
@@ -70,6 +68,8 @@ public final class AnswerCache {
         public var kind: ResponseKind
     }
 
+    /// The answer to `query`, written through `write` (called once with the whole response
+    /// and what it is). Returns nil only when the query must not be answered at all.
     public func respond(
         to query: UnsafeRawBufferPointer, over transport: Transport, zones: ZoneSet, responder: Responder,
         write: (UnsafeRawBufferPointer, Answered) -> Void
@@ -94,8 +94,6 @@ public final class AnswerCache {
         return answered
     }
 
-    private static func lower(_ c: UInt8) -> UInt8 { PlainQuery.lower(c) }
-
     private func find(_ key: PlainQuery, _ q: UnsafeRawBufferPointer) -> Entry? {
         let keyLength = key.nameEnd - 12
         var slot = Int(truncatingIfNeeded: key.hash) & mask
@@ -109,7 +107,7 @@ public final class AnswerCache {
                 {
                     var same = true
                     let start = Int(e.keyStart)
-                    for j in 0..<keyLength where a[start + j] != Self.lower(q[12 + j]) {
+                    for j in 0..<keyLength where a[start + j] != PlainQuery.lower(q[12 + j]) {
                         same = false
                         break
                     }
@@ -124,7 +122,7 @@ public final class AnswerCache {
         let keyLength = key.nameEnd - 12
         if entries.count >= maxEntries || arena.count + keyLength + response.bytes.count > maxArena { reset() }
         let keyStart = arena.count
-        for j in 0..<keyLength { arena.append(Self.lower(q[12 + j])) }
+        for j in 0..<keyLength { arena.append(PlainQuery.lower(q[12 + j])) }
         let responseStart = arena.count
         arena.append(contentsOf: response.bytes)
         // The OPT's flags word sits 7 octets into the record (RFC 6891 §6.1.3).

@@ -70,4 +70,3 @@ public struct RateLimitSettings: Sendable {
         self.slip = slip
     }
 }
-

@@ -130,6 +130,8 @@ public struct Member: Sendable, Equatable {
     /// Seconds the member stays registered after its last renewal; nil: until deleted.
     public let lease: UInt32?
     public let check: HealthCheck?
+    /// The check as the member gave it, with the defaults filled in: stored and returned.
+    private let checkSpec: HealthCheckSpec?
     /// The member failed its check `threshold` times in a row: its `_etcd-client` record
     /// is withdrawn, so clients stop dialling it. Its addresses and `_etcd-server` record
     /// stay: peers still need them, and withdrawing a peer would break a bootstrap.
@@ -233,9 +235,12 @@ public struct Member: Sendable, Equatable {
         clientOwner = EtcdSRV.clientOwner(zone: zone, tls: tls, service: service)
         if let c = spec.check {
             let host = v4.first?.description ?? v6.first!.description
-            check = try Self.healthCheck(c, host: host, peerPort: UInt16(spec.peerPort ?? Self.defaultPeerPort), clientPort: UInt16(spec.clientPort ?? Self.defaultClientPort))
+            let checked = try Self.healthCheck(c, host: host, peerPort: UInt16(spec.peerPort ?? Self.defaultPeerPort), clientPort: UInt16(spec.clientPort ?? Self.defaultClientPort))
+            check = checked
+            checkSpec = HealthCheckSpec(tcp: c.tcp, http: c.http, interval: checked.interval, threshold: checked.threshold)
         } else {
             check = nil
+            checkSpec = nil
         }
     }
 
@@ -304,17 +309,6 @@ public struct Member: Sendable, Equatable {
             out.append(ResourceRecord(name: clientOwner, type: .srv, ttl: ttl, rdata: .srv(SRVData(priority: 0, weight: 0, port: clientPort, target: name))))
         }
         return out
-    }
-
-    /// The check as given, kept so that it is stored and returned as the member gave it.
-    private var checkSpec: HealthCheckSpec? {
-        guard let check else { return nil }
-        var spec = HealthCheckSpec(interval: check.interval, threshold: check.threshold)
-        switch check.probe {
-        case .tcp(_, let p): spec.tcp = p == clientPort ? .client : p == peerPort ? .peer : .port(Int(p))
-        case .http(let url): spec.http = url
-        }
-        return spec
     }
 
     /// The spec as stored and returned: complete, with defaults filled in.

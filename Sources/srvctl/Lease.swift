@@ -182,6 +182,11 @@ final class SignalWatch: @unchecked Sendable {
         for sig in pending { f(sig) }
     }
 
+    /// Back to keeping signals pending until the next handler.
+    func buffer() {
+        state.withLock { $0.handler = nil }
+    }
+
     /// A signal that came while there was no handler, if one did.
     var arrived: Int32? { state.withLock { $0.pending.first } }
 
@@ -243,6 +248,9 @@ struct Run: AsyncParsableCommand {
                 waiting.cancel()
             }
             let result = await waiting.result
+            // From here until the command starts, signals wait as pending again (checked
+            // below), so none goes to a wait that is over.
+            signals.buffer()
             if let sig = stoppedBy.withLock({ $0 }) {
                 renewing.cancel()
                 try? await session.deregister()
@@ -254,7 +262,8 @@ struct Run: AsyncParsableCommand {
                 try? await session.deregister()
                 throw error
             }
-        } else if let sig = signals.arrived {
+        }
+        if let sig = signals.arrived {
             // Stopped before the command started: it never runs.
             renewing.cancel()
             try? await session.deregister()

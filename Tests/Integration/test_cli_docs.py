@@ -64,7 +64,7 @@ def test_srvd_serve_synopsis_and_table_match_its_help():
     assert set(OPTION.findall(lines["check-zone"])) == help_options(SRVD_BIN, "check-zone")
 
 
-@pytest.mark.parametrize("command", ["status", "register", "deregister", "members", "records", "wait", "verify"])
+@pytest.mark.parametrize("command", ["status", "register", "deregister", "run", "members", "records", "wait", "verify"])
 def test_srvctl_synopses_match_their_help(command: str):
     lines = synopsis_lines(section("### srvctl\n"), "srvctl")
     assert command in lines, f"README's srvctl synopsis has no line for {command}"
