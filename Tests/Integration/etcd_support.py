@@ -167,6 +167,15 @@ class Netns:
         except OSError:
             return "?"
 
+    @staticmethod
+    def _dead(pid: int) -> bool:
+        """Gone, or a zombie (state Z or X in /proc/PID/stat)."""
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return True
+        return stat.rsplit(")", 1)[-1].split()[0] in ("Z", "X")
+
     def close(self, grace: float = 2.0) -> list[str]:
         """Stops everything; returns descriptions of processes that were still in the
         namespace after every started process group had been stopped (leaks)."""
@@ -196,7 +205,14 @@ class Netns:
             if proc.poll() is None:
                 proc.wait(5)
         # 2. Anything still in the namespace was started by this test but escaped its group.
+        # A process killed with its group can take a moment to go, and one whose parent
+        # died with the group lingers as a zombie until init reaps it: neither escaped.
+        settle = time.monotonic() + 2
+        while any(not self._dead(pid) for pid in self.pids()) and time.monotonic() < settle:
+            time.sleep(0.05)
         for pid in self.pids():
+            if self._dead(pid):
+                continue
             leaks.append(f"pid {pid}: {self._cmdline(pid)}")
             try:
                 os.kill(pid, signal.SIGKILL)
