@@ -86,7 +86,7 @@ let package = Package(
         .target(
             name: "SrvdStore",
             dependencies: [
-                "DNSWire", "DNSZone", "Registration",
+                "DNSWire", "DNSZone", "EtcdDiscovery", "Registration",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
@@ -96,7 +96,7 @@ let package = Package(
         .target(
             name: "SrvdRegistry",
             dependencies: [
-                "DNSWire", "DNSZone", "DNSTransfer", "Registration", "SrvdStore",
+                "DNSWire", "DNSZone", "DNSTransfer", "EtcdDiscovery", "Registration", "SrvdStore",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -115,13 +115,13 @@ let package = Package(
             ]
         ),
         // The admin API's JSON bodies, shared by srvd and srvctl.
-        .target(name: "SrvdAPI", dependencies: ["DNSWire", "DNSZone", "Registration"]),
+        .target(name: "SrvdAPI", dependencies: ["DNSWire", "DNSZone", "EtcdDiscovery", "Registration"]),
         // The admin HTTP API (Hummingbird) only: routes, bearer tokens, errors as
         // HTTPResponseError, metrics. Changes go to SrvdRegistry.
         .target(
             name: "SrvdAdmin",
             dependencies: [
-                "DNSWire", "DNSZone", "DNSResponder", "Registration", "SrvdAPI", "SrvdRegistry",
+                "DNSWire", "DNSZone", "DNSResponder", "EtcdDiscovery", "Registration", "SrvdAPI", "SrvdRegistry",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -181,18 +181,18 @@ let package = Package(
             resources: [.copy("Cases")]
         ),
         .testTarget(name: "DNSTransferTests", dependencies: ["DNSTransfer", "DNSZone", "DNSWire", "TestSupport"]),
-        .testTarget(name: "RegistrationTests", dependencies: ["Registration", "DNSZone", "DNSWire", "TestSupport"]),
+        .testTarget(name: "RegistrationTests", dependencies: ["Registration", "EtcdDiscovery", "DNSZone", "DNSWire", "TestSupport"]),
         .testTarget(name: "EtcdDiscoveryTests", dependencies: ["EtcdDiscovery", "DNSWire"]),
         .testTarget(name: "ZoneSourceTests", dependencies: ["ZoneSource", "DNSZone", "DNSWire"]),
-        .testTarget(name: "SrvdStoreTests", dependencies: ["SrvdStore", "Registration", "DNSZone", "DNSWire"]),
+        .testTarget(name: "SrvdStoreTests", dependencies: ["SrvdStore", "EtcdDiscovery", "Registration", "DNSZone", "DNSWire"]),
         .testTarget(
             name: "SrvdRegistryTests",
-            dependencies: ["SrvdRegistry", "SrvdStore", "Registration", "DNSResponder", "DNSZone", "DNSWire", "TestSupport"]
+            dependencies: ["SrvdRegistry", "SrvdStore", "EtcdDiscovery", "Registration", "DNSResponder", "DNSZone", "DNSWire", "TestSupport"]
         ),
         .testTarget(
             name: "SrvdAdminTests",
             dependencies: [
-                "SrvdAdmin", "SrvdRegistry", "SrvdAPI", "SrvdStore", "Registration", "DNSResponder", "DNSZone", "DNSWire",
+                "SrvdAdmin", "SrvdRegistry", "SrvdAPI", "SrvdStore", "EtcdDiscovery", "Registration", "DNSResponder", "DNSZone", "DNSWire",
                 "TestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),

@@ -16,12 +16,17 @@ public struct MemberSpec: Codable, Sendable, Equatable {
     public var lease: Int?
     /// How srvd checks the member's health; nil: it does not.
     public var check: HealthCheckSpec?
+    /// A host name in the zone that has addresses already (from the zone file or the records
+    /// API): the SRV records point at it and the member publishes no addresses of its own.
+    /// Instead of `addresses`.
+    public var target: String?
 
     public init(
         addresses: [String]? = nil, peerPort: Int? = nil, clientPort: Int? = nil, tls: Bool? = nil, service: String? = nil, ttl: Int? = nil,
-        lease: Int? = nil, check: HealthCheckSpec? = nil
+        lease: Int? = nil, check: HealthCheckSpec? = nil, target: String? = nil
     ) {
         self.check = check
+        self.target = target
         self.addresses = addresses
         self.peerPort = peerPort
         self.clientPort = clientPort
@@ -122,6 +127,9 @@ public struct Member: Sendable, Equatable {
     public let name: DNSName
     public let ipv4: [IPv4Address]
     public let ipv6: [IPv6Address]
+    /// Where the SRV records point when it is not `name`: a host the zone has addresses
+    /// for. Such a member publishes no addresses.
+    public let target: DNSName?
     public let peerPort: UInt16
     public let clientPort: UInt16
     public let tls: Bool
@@ -180,7 +188,26 @@ public struct Member: Sendable, Equatable {
         if strict, let problem = OverlayRules.hostNameProblem(name, zone: zone) {
             throw FieldError(problem, field: "name")
         }
-        guard let addresses = spec.addresses, !addresses.isEmpty else {
+        if let t = spec.target {
+            guard spec.addresses?.isEmpty ?? true else {
+                throw FieldError("give addresses or target, not both", field: "target")
+            }
+            let targetName: DNSName
+            do { targetName = try DNSName(t, origin: zone) } catch {
+                throw FieldError("target \(t) is not a valid DNS name: \(error)", field: "target")
+            }
+            guard targetName.isSubdomain(of: zone) else {
+                throw FieldError("target \(targetName) is not in the zone \(zone); srvd can only vouch for names it serves", field: "target")
+            }
+            if strict, let problem = OverlayRules.hostNameProblem(targetName, zone: zone) {
+                throw FieldError(problem, field: "target")
+            }
+            target = targetName
+        } else {
+            target = nil
+        }
+        let addresses = spec.addresses ?? []
+        guard target != nil || !addresses.isEmpty else {
             throw FieldError("addresses must list at least one IPv4 or IPv6 address", field: "addresses")
         }
         var v4: [IPv4Address] = []
@@ -234,7 +261,7 @@ public struct Member: Sendable, Equatable {
         serverOwner = EtcdSRV.serverOwner(zone: zone, tls: tls, service: service)
         clientOwner = EtcdSRV.clientOwner(zone: zone, tls: tls, service: service)
         if let c = spec.check {
-            let host = v4.first?.description ?? v6.first!.description
+            let host = v4.first?.description ?? v6.first?.description ?? String(target!.description.dropLast())
             let checked = try Self.healthCheck(c, host: host, peerPort: UInt16(spec.peerPort ?? Self.defaultPeerPort), clientPort: UInt16(spec.clientPort ?? Self.defaultClientPort))
             check = checked
             checkSpec = HealthCheckSpec(tcp: c.tcp, http: c.http, interval: checked.interval, threshold: checked.threshold)
@@ -304,9 +331,10 @@ public struct Member: Sendable, Equatable {
         var out: [ResourceRecord] = []
         for a in ipv4 { out.append(ResourceRecord(name: name, type: .a, ttl: ttl, rdata: .a(a))) }
         for a in ipv6 { out.append(ResourceRecord(name: name, type: .aaaa, ttl: ttl, rdata: .aaaa(a))) }
-        out.append(ResourceRecord(name: serverOwner, type: .srv, ttl: ttl, rdata: .srv(SRVData(priority: 0, weight: 0, port: peerPort, target: name))))
+        let host = target ?? name
+        out.append(ResourceRecord(name: serverOwner, type: .srv, ttl: ttl, rdata: .srv(SRVData(priority: 0, weight: 0, port: peerPort, target: host))))
         if !critical {
-            out.append(ResourceRecord(name: clientOwner, type: .srv, ttl: ttl, rdata: .srv(SRVData(priority: 0, weight: 0, port: clientPort, target: name))))
+            out.append(ResourceRecord(name: clientOwner, type: .srv, ttl: ttl, rdata: .srv(SRVData(priority: 0, weight: 0, port: clientPort, target: host))))
         }
         return out
     }
@@ -314,8 +342,9 @@ public struct Member: Sendable, Equatable {
     /// The spec as stored and returned: complete, with defaults filled in.
     public var spec: MemberSpec {
         MemberSpec(
-            addresses: ipv4.map(\.description) + ipv6.map(\.description), peerPort: Int(peerPort),
-            clientPort: Int(clientPort), tls: tls, service: service, ttl: Int(ttl), lease: lease.map { Int($0) }, check: checkSpec)
+            addresses: target == nil ? ipv4.map(\.description) + ipv6.map(\.description) : nil, peerPort: Int(peerPort),
+            clientPort: Int(clientPort), tls: tls, service: service, ttl: Int(ttl), lease: lease.map { Int($0) }, check: checkSpec,
+            target: target?.description)
     }
 
     /// The name as the API shows it: relative to the zone.

@@ -30,7 +30,11 @@ public enum OverlayRules {
         if let problem = hostNameProblem(m.name, zone: m.zone) {
             return ZoneError(.memberName, problem, owners: [m.name])
         }
-        let fileData = (file.nodes[m.name]?.rrsets ?? []).filter {
+        if let target = m.target, let problem = targetProblem(target, in: zone, overlay: overlay) {
+            return ZoneError(.memberHidden, problem, owners: [m.serverOwner])
+        }
+        // A member with a target publishes nothing at its own name.
+        let fileData = m.target != nil ? [] : (file.nodes[m.name]?.rrsets ?? []).filter {
             $0.type != .soa && overlay.activeRRSet(RRSetKey(owner: m.name, type: $0.type)) == nil
         }
         if !fileData.isEmpty {
@@ -53,15 +57,42 @@ public enum OverlayRules {
         return nil
     }
 
+    /// Why `target` cannot be a member's SRV target in `zone`: it must have addresses from
+    /// the zone file or the records API, not from another member, which may leave (and
+    /// would take the addresses with it).
+    static func targetProblem(_ target: DNSName, in zone: Zone, overlay: ZoneOverlay) -> String? {
+        let node = zone.nodes[target]
+        guard node?.rrset(.a) != nil || node?.rrset(.aaaa) != nil else {
+            return "the target \(target) has no A or AAAA records in the zone"
+        }
+        let memberAddresses = overlay.contributors(at: target).contains { c in
+            overlay.members[c.name]?.records.contains { $0.name == target } == true
+        }
+        if memberAddresses {
+            return "the target \(target) is a member's name; point at a name the zone file or the records API gives addresses"
+        }
+        return nil
+    }
+
+    /// The served members whose SRV target `owner` is, that a change removing the last of
+    /// its addresses (`A` or `AAAA` gone, the other absent) would leave pointing at nothing.
+    public static func membersTargeting(_ owner: DNSName, removing type: RRType, zone: Zone, overlay: ZoneOverlay) -> [Member] {
+        guard type == .a || type == .aaaa else { return [] }
+        let other: RRType = type == .a ? .aaaa : .a
+        guard zone.nodes[owner]?.rrset(other) == nil else { return [] }
+        return overlay.activeMembers.filter { $0.target == owner }
+    }
+
     /// The served members an RRset of `type` at `owner` would make unresolvable: a zone
     /// cut (NS below the apex) or a DNAME at or above one of their names, or a CNAME at
     /// one of them. Empty for every other write.
     public static func membersHidden(byRRSetAt owner: DNSName, type: RRType, overlay: ZoneOverlay, origin: DNSName) -> [Member] {
         switch type {
         case .ns where owner != origin, .dname:
-            return overlay.members(atOrBelow: owner)
+            return overlay.members(atOrBelow: owner) + overlay.activeMembers.filter { $0.target?.isSubdomain(of: owner) == true }
         case .cname:
             return overlay.members(atOrBelow: owner).filter { m in [m.name, m.serverOwner, m.clientOwner].contains(owner) }
+                + overlay.activeMembers.filter { $0.target == owner }
         default:
             return []
         }

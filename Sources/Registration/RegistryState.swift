@@ -1,5 +1,6 @@
 import DNSWire
 import DNSZone
+import EtcdDiscovery
 
 /// Where a served RRset comes from, as the records listing shows it.
 public enum RRSetSource: String, Sendable, Codable {
@@ -97,9 +98,16 @@ public struct RegistryState: Sendable {
     /// keeps a partial cluster from being shown long (RFC 2308 §5 for the negative side).
     public static let memberTTLCap: UInt32 = 30
 
-    public init(overlays: [DNSName: ZoneOverlay], memberTTL: UInt32? = nil) {
+    /// The etcd discovery tokens (see DiscoveryRegistry.swift) and the v2 index their
+    /// writes take, one counter for all of them as on one etcd.
+    public internal(set) var discovery: [String: DiscoveryDirectory]
+    public internal(set) var discoveryIndex: UInt64
+
+    public init(overlays: [DNSName: ZoneOverlay], memberTTL: UInt32? = nil, discovery: [String: DiscoveryDirectory] = [:], discoveryIndex: UInt64 = 0) {
         self.overlays = overlays
         self.memberTTL = memberTTL
+        self.discovery = discovery
+        self.discoveryIndex = discoveryIndex
     }
 
     /// A checked change: what to store, and the state to take on once it is stored.
@@ -360,6 +368,12 @@ public struct RegistryState: Sendable {
             throw RegistryError(.notFound, "zone \(origin) has no \(type) records at \(owner)")
         }
         try refuseMemberOwned(overlay, key)
+        let stranded = OverlayRules.membersTargeting(owner, removing: type, zone: served[origin]!, overlay: overlay)
+        if !stranded.isEmpty {
+            throw RegistryError(
+                .conflict, "the member(s) \(OverlayRules.describe(stranded.map(\.name))) point at \(owner); without its addresses they would be unresolvable; deregister them first",
+                field: "owner", rule: .memberHidden)
+        }
         let operation: RegistryChange.Operation
         if !parked, files[origin]!.nodes[owner]?.rrset(type) != nil {
             // The file's RRset stays in the file; an empty set hides it.
@@ -425,7 +439,7 @@ public struct RegistryState: Sendable {
     }
 
     /// `{zone}` from the URL, with or without the trailing dot; not found when not served.
-    private func zoneName(_ text: String) throws(RegistryError) -> DNSName {
+    func zoneName(_ text: String) throws(RegistryError) -> DNSName {
         let withDot = text.hasSuffix(".") ? text : text + "."
         guard let name = try? DNSName(withDot), let zone = served[name], files[name] != nil else {
             throw RegistryError(.notFound, "srvd serves no zone \(withDot)")

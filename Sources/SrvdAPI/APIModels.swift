@@ -180,3 +180,86 @@ public struct ErrorBody: Codable, Sendable, Error {
     }
 }
 
+
+// MARK: Discovery
+
+/// The body of `POST /v1/discovery`: a token's size, and where to publish the members it
+/// admits.
+public struct DiscoveryRequest: Codable, Sendable {
+    public var size: Int?
+    public var zone: String?
+    public var service: String?
+    public var tls: Bool?
+    public var clientPort: Int?
+
+    public init(size: Int?, zone: String? = nil, service: String? = nil, tls: Bool? = nil, clientPort: Int? = nil) {
+        self.size = size
+        self.zone = zone
+        self.service = service
+        self.tls = tls
+        self.clientPort = clientPort
+    }
+}
+
+/// A member key of a token, and what publishing made of it.
+public struct DiscoveryMemberBody: Codable, Sendable {
+    /// The key etcd wrote: its member id in hex.
+    public var id: String
+    public var name: String
+    public var peerURLs: [String]
+    public var createdIndex: UInt64
+    /// The member's name in the token's zone, once it is registered there.
+    public var published: String?
+    /// Why an admitted member is not registered in the zone.
+    public var error: String?
+
+    public init(id: String, name: String, peerURLs: [String], createdIndex: UInt64, published: String?, error: String?) {
+        self.id = id
+        self.name = name
+        self.peerURLs = peerURLs
+        self.createdIndex = createdIndex
+        self.published = published
+        self.error = error
+    }
+}
+
+/// A discovery token: the URL to give `etcd --discovery`, its size, the members it admitted
+/// (the first `size` by createdIndex) and those that came after, as etcd's "cluster is full".
+public struct DiscoveryTokenBody: Codable, Sendable {
+    public var token: String
+    public var url: String
+    public var size: Int
+    public var zone: String?
+    public var service: String?
+    public var tls: Bool?
+    public var clientPort: Int?
+    /// RFC 3339, UTC.
+    public var created: String
+    /// The v2 index when this was read.
+    public var index: UInt64
+    public var members: [DiscoveryMemberBody]
+    public var overSize: [DiscoveryMemberBody]
+
+    public init(
+        token: String, url: String, size: Int, zone: String?, service: String?, tls: Bool?, clientPort: Int?, created: String, index: UInt64,
+        members: [DiscoveryMemberBody], overSize: [DiscoveryMemberBody]
+    ) {
+        self.token = token
+        self.url = url
+        self.size = size
+        self.zone = zone
+        self.service = service
+        self.tls = tls
+        self.clientPort = clientPort
+        self.created = created
+        self.index = index
+        self.members = members
+        self.overSize = overSize
+    }
+}
+
+public struct DiscoveryTokensBody: Codable, Sendable {
+    public var tokens: [DiscoveryTokenBody]
+
+    public init(tokens: [DiscoveryTokenBody]) { self.tokens = tokens }
+}

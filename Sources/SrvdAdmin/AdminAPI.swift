@@ -20,6 +20,14 @@ public final class ServerInfo: Sendable {
         get { dnsAddresses.withLock { $0 } }
         set { dnsAddresses.withLock { $0 = newValue } }
     }
+
+    private let adminAddress = Mutex<String>("127.0.0.1")
+
+    /// The admin listener's address as `host:port`, once it listens.
+    public var admin: String {
+        get { adminAddress.withLock { $0 } }
+        set { adminAddress.withLock { $0 = newValue } }
+    }
 }
 
 /// The admin HTTP API (see `openapi.yaml`): JSON over HTTP/1.1, `/v1` behind a bearer token.
@@ -27,7 +35,9 @@ public enum AdminAPI {
     /// Request bodies above this are refused with 413.
     public static let maxBodySize = 64 * 1024
 
-    public static func router(registry: Registry, token: AdminToken, metrics: SrvdMetrics, info: ServerInfo) -> Router<BasicRequestContext> {
+    public static func router(
+        registry: Registry, token: AdminToken, metrics: SrvdMetrics, info: ServerInfo, discovery: DiscoveryOptions = DiscoveryOptions()
+    ) -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: JSONErrorMiddleware())
         router.get("healthz") { _, _ in json(["status": "ok"]) }
@@ -105,6 +115,7 @@ public enum AdminAPI {
             _ = try await registry.deleteMember(zone: parameter(context, "zone"), name: parameter(context, "name"))
             return Response(status: .noContent)
         }
+        DiscoveryAPI.add(to: router, v1: v1, registry: registry, token: token, options: discovery, info: info)
         return router
     }
 
@@ -250,8 +261,14 @@ indirect enum FieldKind {
 extension MemberSpec: FieldListing {
     static var fields: [String: FieldKind] {
         ["addresses": .strings, "peerPort": .integer, "clientPort": .integer, "tls": .boolean, "service": .string, "ttl": .integer, "lease": .integer,
-            "check": .object(["tcp": .stringOrInteger, "http": .string, "interval": .integer, "threshold": .integer]),
+            "target": .string, "check": .object(["tcp": .stringOrInteger, "http": .string, "interval": .integer, "threshold": .integer]),
         ]
+    }
+}
+
+extension DiscoveryRequest: FieldListing {
+    static var fields: [String: FieldKind] {
+        ["size": .integer, "zone": .string, "service": .string, "tls": .boolean, "clientPort": .integer]
     }
 }
 

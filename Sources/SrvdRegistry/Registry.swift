@@ -2,6 +2,7 @@ import DNSTransfer
 import Foundation
 import DNSWire
 import DNSZone
+import EtcdDiscovery
 import Logging
 import NIOCore
 import NIOPosix
@@ -101,6 +102,17 @@ public actor Registry {
     private var checksGeneration: UInt64 = 0
     private var prober: (any HealthProber)?
 
+    /// An open discovery watch, answered by the next member key created in its token.
+    struct Watch {
+        var token: String
+        var key: String?
+        var from: UInt64
+        var continuation: CheckedContinuation<DiscoveryNode?, Never>
+    }
+
+    private var watches: [UInt64: Watch] = [:]
+    private var nextWatch: UInt64 = 0
+
     public nonisolated var unownedExecutor: UnownedSerialExecutor {
         thread.executor.asUnownedSerialExecutor()
     }
@@ -119,7 +131,8 @@ public actor Registry {
         self.observer = observer
         self.thread = thread
         self.onZoneChange = onZoneChange
-        self.state = RegistryState(overlays: try store.loadOverlays(), memberTTL: memberTTL)
+        let discovery = try store.loadDiscovery()
+        self.state = RegistryState(overlays: try store.loadOverlays(), memberTTL: memberTTL, discovery: discovery.tokens, discoveryIndex: discovery.index)
         do {
             self.fileDigests = try store.fileDigests()
         } catch {
@@ -439,6 +452,143 @@ public actor Registry {
         case .busy: return .storeBusy
         case .other: return .storeFailed
         }
+    }
+}
+
+// MARK: Discovery
+
+extension Registry {
+    /// How long a watch waits for the next member before answering an empty 200, which
+    /// makes etcd's client ask again with the same index (discovery.etcd.io waits 60 s;
+    /// shorter keeps fewer requests open through proxies with idle timeouts).
+    public static let longPoll: Duration = .seconds(30)
+    /// Watches open at once; past this a watch is refused with a 503 and etcd retries.
+    public static let maxWatches = 10_000
+
+    /// A new token of `config`: 32 hex characters of the system's random generator.
+    public func createDiscovery(_ config: DiscoveryConfig) throws(RegistryError) -> DiscoveryDirectory {
+        var rng = SystemRandomNumberGenerator()
+        let token = (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &rng)) }.joined()
+        let plan = try state.createDiscovery(token: token, config: config, now: Date())
+        do { try commitDiscovery(plan) } catch { throw RegistryError(Self.storeFailure(error), "the token could not be saved, nothing changed: \(error)") }
+        logger.notice("discovery token made", metadata: ["token": "\(token)", "size": "\(config.size)", "zone": "\(config.zone ?? "-")"])
+        return state.discovery[token]!
+    }
+
+    public func deleteDiscovery(_ token: String) throws(RegistryError) {
+        let plan = try state.deleteDiscovery(token: token)
+        do { try commitDiscovery(plan) } catch { throw RegistryError(Self.storeFailure(error), "the token could not be deleted, nothing changed: \(error)") }
+        for (id, w) in watches where w.token == token { endWatch(id, with: nil) }
+        logger.notice("discovery token deleted", metadata: ["token": "\(token)"])
+    }
+
+    /// Every token, oldest first.
+    public func discoveryTokens() -> [DiscoveryDirectory] {
+        state.discovery.values.sorted { ($0.configIndex) < ($1.configIndex) }
+    }
+
+    public func discoveryToken(_ token: String) throws(RegistryError) -> DiscoveryDirectory {
+        guard let d = state.discovery[token] else { throw RegistryError(.notFound, "no discovery token \(token)") }
+        return d
+    }
+
+    /// A token's admitted and over-size members, each with what publishing made of it.
+    public func discoveryMembers(_ token: String) throws(RegistryError) -> (admitted: [DiscoveryMember], overSize: [DiscoveryMember]) {
+        state.discoveryMembers(try discoveryToken(token))
+    }
+
+    /// The v2 index: that of the last discovery write.
+    public var discoveryIndex: UInt64 { state.discoveryIndex }
+
+    /// A directory to read, and the index it was read at.
+    public func discoveryRead(token: String, key: String) throws(KeysError) -> (DiscoveryDirectory, index: UInt64) {
+        (try state.discoveryDirectory(token, key: key), state.discoveryIndex)
+    }
+
+    public func discoveryPut(token: String, rest: String, value: String, prevExist: Bool?) throws(KeysError) -> (DiscoveryResult, index: UInt64) {
+        let plan = try state.discoveryPut(token: token, rest: rest, value: value, prevExist: prevExist)
+        try commitKeys(plan)
+        return (plan.result!, state.discoveryIndex)
+    }
+
+    public func discoveryDelete(token: String, rest: String) throws(KeysError) -> (DiscoveryResult, index: UInt64) {
+        let plan = try state.discoveryDelete(token: token, rest: rest)
+        try commitKeys(plan)
+        return (plan.result!, state.discoveryIndex)
+    }
+
+    /// A watch (`wait=true`): the first creation of a member key (`key`, or any) at or
+    /// after `waitIndex`, from what is stored if there is one, else the next to come; nil
+    /// after `timeout`. No `waitIndex` (or 0, as etcd reads it) waits for the next.
+    public func discoveryWait(token: String, key: String?, path: String, waitIndex: UInt64?, timeout: Duration = longPoll) async throws(KeysError) -> (DiscoveryNode?, index: UInt64) {
+        let dir = try state.discoveryDirectory(token, key: path)
+        let from = waitIndex.flatMap { $0 == 0 ? nil : $0 } ?? state.discoveryIndex + 1
+        if let n = dir.firstCreation(atOrAfter: from, key: key) { return (n, state.discoveryIndex) }
+        guard watches.count < Self.maxWatches else {
+            throw KeysError(errorCode: 300, status: 503, message: "too many watches open", cause: "srvd holds \(Self.maxWatches) at most; try again")
+        }
+        let id = nextWatch
+        nextWatch += 1
+        let node: DiscoveryNode? = await withCheckedContinuation { c in
+            watches[id] = Watch(token: token, key: key, from: from, continuation: c)
+            Task { [weak self] in
+                try? await Task.sleep(for: timeout)
+                await self?.endWatch(id, with: nil)
+            }
+        }
+        return (node, state.discoveryIndex)
+    }
+
+    private func endWatch(_ id: UInt64, with node: DiscoveryNode?) {
+        watches.removeValue(forKey: id)?.continuation.resume(returning: node)
+    }
+
+    private func commitKeys(_ plan: RegistryState.DiscoveryPlan) throws(KeysError) {
+        do {
+            try commitDiscovery(plan)
+        } catch {
+            logger.error("cannot write the store; discovery write refused", metadata: ["error": "\(error)"])
+            throw KeysError(errorCode: 300, status: 500, message: "Raft Internal Error", cause: "the change could not be saved, nothing changed: \(error)")
+        }
+    }
+
+    /// The discovery side of the one commit path: the write and the member changes it
+    /// made are stored in one transaction, synced, then taken on and served; watches
+    /// waiting for a new member are answered only after that.
+    private func commitDiscovery(_ plan: RegistryState.DiscoveryPlan) throws {
+        try store.commitDiscoverySync(plan.change)
+        state.apply(plan)
+        for m in plan.members {
+            let key = MemberKey(zone: m.zone, name: m.name)
+            observer.registration(m.created ? "created" : "deleted")
+            if !m.created {
+                deadlines[key] = nil
+                unwatch(key)
+            }
+            logger.notice(
+                m.created ? "discovery admitted a member; registered" : "discovery key deleted; member deregistered",
+                metadata: ["zone": "\(m.zone)", "member": "\(m.name)"])
+        }
+        if plan.changesServed { publish() }
+        if let r = plan.result, r.created {
+            for (id, w) in watches where w.token == plan.change.tokenTouched && (w.key == nil || w.key == r.node.key) && r.node.createdIndex >= w.from {
+                endWatch(id, with: r.node)
+            }
+        }
+    }
+}
+
+extension DiscoveryChange {
+    /// The token a key write went to.
+    var tokenTouched: String? {
+        for op in operations {
+            switch op {
+            case .putNode(let t, _), .deleteNode(let t, _), .published(let t, _, _): return t
+            case .createToken(let d): return d.token
+            case .deleteToken(let t): return t
+            }
+        }
+        return nil
     }
 }
 

@@ -1,5 +1,6 @@
 import DNSWire
 import DNSZone
+import EtcdDiscovery
 import Foundation
 import GRDB
 import Registration
@@ -156,6 +157,33 @@ public final class RegistrationStore: Sendable {
             // stay so after a restart, or the zone served under a serial would change.
             try db.execute(sql: "ALTER TABLE members ADD COLUMN critical INTEGER NOT NULL DEFAULT 0")
         }
+        m.registerMigration("v5") { db in
+            // etcd discovery tokens (`etcd --discovery URL`): each token's size and where it
+            // publishes, its member keys, and the one v2 index every write takes, which
+            // must only grow, across restarts too.
+            try db.execute(
+                sql: """
+                    CREATE TABLE discovery_tokens (
+                        token TEXT PRIMARY KEY NOT NULL,
+                        config TEXT NOT NULL,
+                        created REAL NOT NULL,
+                        config_index INTEGER NOT NULL
+                    );
+                    CREATE TABLE discovery_nodes (
+                        token TEXT NOT NULL,
+                        key TEXT NOT NULL,
+                        value TEXT NOT NULL,
+                        created_index INTEGER NOT NULL,
+                        modified_index INTEGER NOT NULL,
+                        published TEXT,
+                        PRIMARY KEY (token, key)
+                    );
+                    CREATE TABLE discovery_index (
+                        id INTEGER PRIMARY KEY CHECK (id = 1),
+                        value INTEGER NOT NULL
+                    );
+                    """)
+        }
         return m
     }
 
@@ -274,46 +302,136 @@ public final class RegistrationStore: Sendable {
     /// on disk. It blocks the calling thread for the fsync: call it from a thread that may
     /// wait (the registry has one of its own).
     public func commitSync(_ change: StoreChange) throws {
-        let zone = Self.key(change.zone)
-        let removed = try Self.encodeRecords(change.removed)
-        let added = try Self.encodeRecords(change.added)
+        let prepared = try PreparedChange(change)
+        try pool.write { db in try Self.write(prepared, db) }
+    }
+
+    /// A change with its JSON made before the transaction, so the writer lock is held for
+    /// the writes alone.
+    struct PreparedChange {
+        let change: StoreChange
+        let zone: String
+        let removed: String
+        let added: String
         let specJSON: String?
-        if case .putMember(let m) = change.operation {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = .sortedKeys
-            specJSON = String(decoding: try encoder.encode(m.spec), as: UTF8.self)
-        } else {
-            specJSON = nil
-        }
-        try pool.write { db in
+        let rdataJSON: String?
+
+        init(_ change: StoreChange) throws {
+            self.change = change
+            zone = RegistrationStore.key(change.zone)
+            removed = try RegistrationStore.encodeRecords(change.removed)
+            added = try RegistrationStore.encodeRecords(change.added)
             switch change.operation {
             case .putMember(let m):
-                try db.execute(
-                    sql: "INSERT OR REPLACE INTO members (zone, name, display, spec, critical) VALUES (?, ?, ?, ?, ?)",
-                    arguments: [zone, Self.key(m.name), m.name.description, specJSON!, m.critical ? 1 : 0])
-            case .deleteMember(let name):
-                try db.execute(sql: "DELETE FROM members WHERE zone = ? AND name = ?", arguments: [zone, Self.key(name)])
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = .sortedKeys
+                specJSON = String(decoding: try encoder.encode(m.spec), as: UTF8.self)
+                rdataJSON = nil
             case .putRRSet(let set):
-                let hexes = set.rdatas.map { hexString($0.uncompressedWire) }
-                let json = String(decoding: try JSONEncoder().encode(hexes), as: UTF8.self)
-                try db.execute(
-                    sql: "INSERT OR REPLACE INTO rrsets (zone, owner, type, ttl, rdata) VALUES (?, ?, ?, ?, ?)",
-                    arguments: [zone, Self.key(set.name), Int(set.type.rawValue), Int64(set.ttl), json])
-            case .forgetRRSet(let key):
-                try db.execute(
-                    sql: "DELETE FROM rrsets WHERE zone = ? AND owner = ? AND type = ?",
-                    arguments: [zone, Self.key(key.owner), Int(key.type.rawValue)])
+                specJSON = nil
+                rdataJSON = String(decoding: try JSONEncoder().encode(set.rdatas.map { hexString($0.uncompressedWire) }), as: UTF8.self)
+            default:
+                specJSON = nil
+                rdataJSON = nil
+            }
+        }
+    }
+
+    private static func write(_ p: PreparedChange, _ db: Database) throws {
+        let change = p.change
+        let zone = p.zone
+        switch change.operation {
+        case .putMember(let m):
+            try db.execute(
+                sql: "INSERT OR REPLACE INTO members (zone, name, display, spec, critical) VALUES (?, ?, ?, ?, ?)",
+                arguments: [zone, Self.key(m.name), m.name.description, p.specJSON!, m.critical ? 1 : 0])
+        case .deleteMember(let name):
+            try db.execute(sql: "DELETE FROM members WHERE zone = ? AND name = ?", arguments: [zone, Self.key(name)])
+        case .putRRSet(let set):
+            try db.execute(
+                sql: "INSERT OR REPLACE INTO rrsets (zone, owner, type, ttl, rdata) VALUES (?, ?, ?, ?, ?)",
+                arguments: [zone, Self.key(set.name), Int(set.type.rawValue), Int64(set.ttl), p.rdataJSON!])
+        case .forgetRRSet(let key):
+            try db.execute(
+                sql: "DELETE FROM rrsets WHERE zone = ? AND owner = ? AND type = ?",
+                arguments: [zone, Self.key(key.owner), Int(key.type.rawValue)])
+        }
+        try db.execute(
+            sql: "INSERT INTO zone_state (zone, serial) VALUES (?, ?) ON CONFLICT(zone) DO UPDATE SET serial = excluded.serial",
+            arguments: [zone, Int64(change.toSerial)])
+        // A change that altered nothing served (a parked item removed) keeps the serial
+        // and is no step of the history.
+        guard change.fromSerial != change.toSerial else { return }
+        try db.execute(
+            sql: "INSERT INTO history (zone, from_serial, to_serial, removed, added) VALUES (?, ?, ?, ?, ?)",
+            arguments: [zone, Int64(change.fromSerial), Int64(change.toSerial), p.removed, p.added])
+        try Self.pruneHistory(db, zone: zone)
+    }
+
+    // MARK: Discovery
+
+    /// Writes one discovery write (its keys, its index) and the member changes publishing
+    /// made, in one transaction; returns once it is on disk, like `commitSync`.
+    public func commitDiscoverySync(_ change: DiscoveryChange) throws {
+        let members = try change.members.map(PreparedChange.init)
+        try pool.write { db in
+            for op in change.operations {
+                switch op {
+                case .createToken(let d):
+                    let config = String(decoding: try JSONEncoder().encode(d.config), as: UTF8.self)
+                    try db.execute(
+                        sql: "INSERT INTO discovery_tokens (token, config, created, config_index) VALUES (?, ?, ?, ?)",
+                        arguments: [d.token, config, d.created.timeIntervalSince1970, Int64(d.configIndex)])
+                case .deleteToken(let token):
+                    try db.execute(sql: "DELETE FROM discovery_nodes WHERE token = ?", arguments: [token])
+                    try db.execute(sql: "DELETE FROM discovery_tokens WHERE token = ?", arguments: [token])
+                case .putNode(let token, let n):
+                    try db.execute(
+                        sql: """
+                            INSERT INTO discovery_nodes (token, key, value, created_index, modified_index) VALUES (?, ?, ?, ?, ?)
+                            ON CONFLICT(token, key) DO UPDATE SET value = excluded.value, modified_index = excluded.modified_index
+                            """,
+                        arguments: [token, n.key, n.value, Int64(n.createdIndex), Int64(n.modifiedIndex)])
+                case .deleteNode(let token, let key):
+                    try db.execute(sql: "DELETE FROM discovery_nodes WHERE token = ? AND key = ?", arguments: [token, key])
+                case .published(let token, let key, let member):
+                    try db.execute(sql: "UPDATE discovery_nodes SET published = ? WHERE token = ? AND key = ?", arguments: [member, token, key])
+                }
             }
             try db.execute(
-                sql: "INSERT INTO zone_state (zone, serial) VALUES (?, ?) ON CONFLICT(zone) DO UPDATE SET serial = excluded.serial",
-                arguments: [zone, Int64(change.toSerial)])
-            // A change that altered nothing served (a parked item removed) keeps the serial
-            // and is no step of the history.
-            guard change.fromSerial != change.toSerial else { return }
-            try db.execute(
-                sql: "INSERT INTO history (zone, from_serial, to_serial, removed, added) VALUES (?, ?, ?, ?, ?)",
-                arguments: [zone, Int64(change.fromSerial), Int64(change.toSerial), removed, added])
-            try Self.pruneHistory(db, zone: zone)
+                sql: "INSERT INTO discovery_index (id, value) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET value = excluded.value",
+                arguments: [Int64(change.index)])
+            for m in members { try Self.write(m, db) }
+        }
+    }
+
+    /// Every discovery token with its keys, and the index the last write took.
+    public func loadDiscovery() throws(StoreError) -> (tokens: [String: DiscoveryDirectory], index: UInt64) {
+        do {
+            return try pool.read { db in
+                var out: [String: DiscoveryDirectory] = [:]
+                for row in try Row.fetchAll(db, sql: "SELECT token, config, created, config_index FROM discovery_tokens") {
+                    let token: String = row["token"]
+                    let configText: String = row["config"]
+                    let config = try JSONDecoder().decode(DiscoveryConfig.self, from: Data(configText.utf8))
+                    out[token] = DiscoveryDirectory(
+                        token: token, config: config, created: Date(timeIntervalSince1970: row["created"]),
+                        configIndex: UInt64(row["config_index"] as Int64))
+                }
+                for row in try Row.fetchAll(db, sql: "SELECT token, key, value, created_index, modified_index, published FROM discovery_nodes") {
+                    let token: String = row["token"]
+                    guard out[token] != nil else { continue }
+                    let key: String = row["key"]
+                    out[token]!.nodes[key] = DiscoveryNode(
+                        key: key, value: row["value"], createdIndex: UInt64(row["created_index"] as Int64),
+                        modifiedIndex: UInt64(row["modified_index"] as Int64))
+                    if let p: String = row["published"] { out[token]!.published[key] = p }
+                }
+                let index = try Int64.fetchOne(db, sql: "SELECT value FROM discovery_index WHERE id = 1") ?? 0
+                return (out, UInt64(index))
+            }
+        } catch {
+            throw .unreadableRow(path: path, reason: "\(error)")
         }
     }
 

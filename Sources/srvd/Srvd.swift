@@ -7,6 +7,7 @@ import DNSZone
 import Hummingbird
 import HummingbirdCore
 import HummingbirdTLS
+import Foundation
 import Logging
 import Metrics
 import NIOCore
@@ -119,6 +120,12 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("notify"), help: ArgumentHelp("Secondary to send NOTIFY to after each change and at start; repeat for more.", valueName: "host:port"))
     var notify: [HostPort] = []
 
+    @Flag(name: .customLong("discovery-open"), help: "Let GET /new make etcd discovery tokens without the admin bearer token, as discovery.etcd.io does.")
+    var discoveryOpen = false
+
+    @Option(name: .customLong("discovery-url-base"), help: ArgumentHelp("scheme://host:port of the discovery URLs handed out (default: the Host the client asked, else the admin listener).", valueName: "url"))
+    var discoveryURLBase: String?
+
     func validate() throws {
         guard (adminTLSCert == nil) == (adminTLSKey == nil) else {
             throw ValidationError("--admin-tls-cert and --admin-tls-key go together")
@@ -128,6 +135,13 @@ struct Serve: AsyncParsableCommand {
         }
         for key in tsigKeys where TSIGKey(parsing: key) == nil {
             throw ValidationError("--tsig-key takes NAME:BASE64SECRET (hmac-sha256), e.g. xfr-key:c2VjcmV0")
+        }
+        if let base = discoveryURLBase {
+            guard let u = URLComponents(string: base), u.scheme == "http" || u.scheme == "https", u.host?.isEmpty == false,
+                u.path.isEmpty || u.path == "/", u.query == nil
+            else {
+                throw ValidationError("--discovery-url-base takes scheme://host[:port], such as http://srvd.lab.example:8053")
+            }
         }
         guard tcpIdleTimeout > 0 else { throw ValidationError("--tcp-idle-timeout must be at least 1 second") }
         guard tcpMaxConnections > 0, tcpMaxPerClient > 0 else { throw ValidationError("--tcp-max-connections and --tcp-max-per-client must be at least 1") }
@@ -264,11 +278,14 @@ struct Serve: AsyncParsableCommand {
             }
         }
         let api = Application(
-            router: AdminAPI.router(registry: registry, token: token, metrics: metrics, info: info),
+            router: AdminAPI.router(
+                registry: registry, token: token, metrics: metrics, info: info,
+                discovery: DiscoveryOptions(open: discoveryOpen, urlBase: discoveryURLBase, scheme: adminTLSCert == nil ? "http" : "https")),
             server: apiServer,
             configuration: ApplicationConfiguration(address: .hostname(admin.host, port: admin.port), serverName: "srvd"),
             onServerRunning: { channel in
                 logger.notice("serving the admin API", metadata: ["address": "\(channel.localAddress.map(describeAddress) ?? "?")"])
+                if let address = channel.localAddress { info.admin = describeAddress(address) }
                 ready.arrived()
             },
             logger: logger)
