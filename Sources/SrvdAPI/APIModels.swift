@@ -113,6 +113,8 @@ public struct MemberBody: Codable, Sendable {
     public var name: String
     public var fqdn: String
     public var addresses: [String]
+    /// The host its SRV records point at, for a member without addresses of its own.
+    public var target: String?
     public var peerPort: Int
     public var clientPort: Int
     public var tls: Bool
@@ -148,6 +150,7 @@ public struct MemberBody: Codable, Sendable {
         name = m.relativeName
         fqdn = m.name.description
         addresses = spec.addresses ?? []
+        target = spec.target
         peerPort = Int(m.peerPort)
         clientPort = Int(m.clientPort)
         tls = m.tls

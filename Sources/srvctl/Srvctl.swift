@@ -20,7 +20,7 @@ struct Srvctl: AsyncParsableCommand {
               srvctl wait lab.example --members 3
             """,
         version: "0.1.0",
-        subcommands: [Status.self, Register.self, Deregister.self, Run.self, Members.self, Records.self, Wait.self, Verify.self]
+        subcommands: [Status.self, Register.self, Deregister.self, Run.self, Members.self, Records.self, Wait.self, Verify.self, Discovery.self]
     )
 }
 
@@ -140,7 +140,7 @@ struct Members: AsyncParsableCommand {
         var rows = [["NAME", "ADDRESSES", "PEER", "CLIENT", "TLS", "SERVICE", "TTL", "EXPIRES", "HEALTH"]]
         for m in list.members {
             rows.append([
-                m.name, m.addresses.joined(separator: ","), String(m.peerPort), String(m.clientPort), m.tls ? "yes" : "no", m.service ?? "-",
+                m.name, m.target.map { "-> " + $0 } ?? m.addresses.joined(separator: ","), String(m.peerPort), String(m.clientPort), m.tls ? "yes" : "no", m.service ?? "-",
                 String(m.ttl), expiryText(m.expiresAt), m.health ?? "-",
             ])
         }
@@ -294,7 +294,7 @@ struct Wait: AsyncParsableCommand {
                 if case .srv(let s) = rr.rdata { return s.target.lowercased().description }
                 return nil
             })
-            let missing = expected.filter { !targets.contains($0.fqdn.lowercased()) }
+            let missing = expected.filter { !targets.contains(($0.target ?? $0.fqdn).lowercased()) }
             guard !missing.isEmpty else { continue }
             let shows = answer.rcode == .nxDomain ? "NXDOMAIN" : targets.isEmpty ? "no records" : "\(targets.count) target(s)"
             problems.append("shows \(shows) for \(owner) SRV, without \(missing.map(\.name).joined(separator: ", "))\(cached(answer, .srv))")
