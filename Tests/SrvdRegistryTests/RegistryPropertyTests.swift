@@ -1,6 +1,7 @@
 import DNSResponder
 import DNSWire
 import DNSZone
+import EtcdDiscovery
 import Foundation
 import Logging
 import Registration
@@ -45,7 +46,35 @@ import Testing
 
     /// One write of a random kind; what it was, or nil when there was nothing to do.
     static func randomWrite(_ registry: Registry, step: Int, rng: inout SplitMix64) async throws -> String? {
-        switch Int.random(in: 0..<6, using: &rng) {
+        switch Int.random(in: 0..<10, using: &rng) {
+        case 6:
+            // A member pointing at a host the file or the records API gives addresses.
+            let name = memberNames.randomElement(using: &rng)!
+            let target = ["w", "infra0", "x", "m1", "nowhere"].randomElement(using: &rng)!
+            let (_, _, serial) = try await registry.putMember(zone: "lab.example", name: name, spec: MemberSpec(service: "t", target: target))
+            #expect(serial == (try await registry.zone("lab.example").serial))
+            return "put member \(name) -> \(target)"
+        case 7, 8:
+            // etcd's discovery client creating its key; the token publishes what it admits.
+            let tokens = await registry.discoveryTokens()
+            var token = tokens.randomElement(using: &rng)?.token ?? ""
+            if token.isEmpty {
+                token = try await registry.createDiscovery(DiscoveryConfig(size: Int.random(in: 1...3, using: &rng), zone: "lab.example", service: "d")).token
+            }
+            let name = (["d\(step)"] + memberNames).randomElement(using: &rng)!
+            let host = ["127.0.2.\(step % 250 + 1)", "[fd00::9:\(step)]", "w.lab.example", "infra0"].randomElement(using: &rng)!
+            let key = String(step % 5)
+            do {
+                _ = try await registry.discoveryPut(token: token, rest: key, value: "\(name)=http://\(host):2380", prevExist: Bool.random(using: &rng) ? false : nil)
+            } catch {
+                #expect(error.errorCode == 105, "\(error)")
+                throw RegistryError(.conflict, "\(error)")
+            }
+            return "discovery put \(key) \(name)"
+        case 9:
+            guard let dir = await registry.discoveryTokens().randomElement(using: &rng), let node = dir.nodes.values.randomElement(using: &rng) else { return nil }
+            _ = try await registry.discoveryDelete(token: dir.token, rest: node.key)
+            return "discovery delete \(node.key)"
         case 0, 1:
             let name = memberNames.randomElement(using: &rng)!
             let spec = MemberSpec(
@@ -111,12 +140,25 @@ import Testing
                 for state in try await registry.members(zone: "lab.example") {
                     let m = state.member
                     #expect(state.conflict == nil)
-                    let a = zones.snapshot.lookup(m.name, m.ipv4.isEmpty ? RRType.aaaa : RRType.a)
-                    #expect(a.kind == LookupKind.answer && a.answer.last?.rdatas.count == (m.ipv4.isEmpty ? m.ipv6.count : m.ipv4.count), "round \(round) step \(step) after \(what): \(m.name) does not resolve")
+                    if let target = m.target {
+                        let resolves = zones.snapshot.lookup(target, .a).kind == LookupKind.answer || zones.snapshot.lookup(target, .aaaa).kind == LookupKind.answer
+                        #expect(resolves, "round \(round) step \(step) after \(what): \(m.name)'s target \(target) does not resolve")
+                    } else {
+                        let a = zones.snapshot.lookup(m.name, m.ipv4.isEmpty ? RRType.aaaa : RRType.a)
+                        #expect(a.kind == LookupKind.answer && a.answer.last?.rdatas.count == (m.ipv4.isEmpty ? m.ipv6.count : m.ipv4.count), "round \(round) step \(step) after \(what): \(m.name) does not resolve")
+                    }
                     let srv = zones.snapshot.lookup(m.serverOwner, .srv)
                     let targets = srv.answer.last?.rdatas.compactMap { r -> DNSName? in if case .srv(let s) = r { return s.target } else { return nil } } ?? []
-                    #expect(srv.kind == LookupKind.answer && targets.contains(m.name), "round \(round) step \(step) after \(what): SRV lacks \(m.name)")
+                    #expect(srv.kind == LookupKind.answer && targets.contains(m.target ?? m.name), "round \(round) step \(step) after \(what): SRV lacks \(m.name)")
                 }
+                // The discovery tokens, reopened from disk, are the ones being served.
+                let (tokens, index) = try RegistrationStore(directory: dir).loadDiscovery()
+                #expect(index == (await registry.discoveryIndex), "round \(round) step \(step) after \(what)")
+                for live in await registry.discoveryTokens() {
+                    let disk = try #require(tokens[live.token])
+                    #expect(disk.nodes == live.nodes && disk.published == live.published && disk.config == live.config && disk.configIndex == live.configIndex)
+                }
+                #expect(tokens.count == (await registry.discoveryTokens().count))
             }
         }
         // The sequence exercised both outcomes.
