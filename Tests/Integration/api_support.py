@@ -52,6 +52,14 @@ ROUTES: list[tuple[str, str]] = [
     ("get", "/v1/zones/{zone}/records"),
     ("put", "/v1/zones/{zone}/records/{owner}/{type}"),
     ("delete", "/v1/zones/{zone}/records/{owner}/{type}"),
+    ("post", "/v1/discovery"),
+    ("get", "/v1/discovery"),
+    ("get", "/v1/discovery/{token}"),
+    ("delete", "/v1/discovery/{token}"),
+    ("get", "/new"),
+    ("get", "/discovery/{token}"),
+    ("put", "/discovery/{token}"),
+    ("delete", "/discovery/{token}"),
 ]
 
 # --------------------------------------------------------------------------- HTTP

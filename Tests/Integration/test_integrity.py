@@ -324,9 +324,24 @@ def test_every_acknowledged_change_is_synced_to_disk(tmp_path):
     server = TracedSrvd(tmp_path, zones_dir=zones, trace=trace)
     server.start()
     try:
-        for i in range(3):
+        token = None
+
+        def new_token():
+            nonlocal token
+            token = server.ok(server.request("POST", "/v1/discovery", body={"size": 3, "zone": "lab.example"}), 201)["token"]
+
+        def discovery_key(i):
+            # etcd's discovery client: a form body, no bearer token; the member is published too.
+            server.ok(server.request(
+                "PUT", f"/discovery/{token}/k{i}?prevExist=false", auth=False,
+                raw=f"value=d{i}%3Dhttp%3A%2F%2F127.0.0.{41 + i}%3A2380".encode(),
+                content_type="application/x-www-form-urlencoded"), 201)
+
+        changes = [lambda i=i: register(server, f"m{i}", f"127.0.0.{21 + i}") for i in range(3)]
+        changes += [new_token] + [lambda i=i: discovery_key(i) for i in range(2)]
+        for i, change in enumerate(changes):
             writes_before, syncs_before = wal_calls(trace)
-            register(server, f"m{i}", f"127.0.0.{21 + i}")
+            change()
             writes, syncs = wal_calls(trace)
             # The trace must see the store's writes at all, or it proves nothing.
             assert writes > writes_before, f"the trace saw no WAL write for change {i + 1}"
