@@ -20,8 +20,8 @@ struct Discovery: AsyncParsableCommand {
 
         @OptionGroup var api: APIOptions
         @Option(help: "The number of members the cluster starts with.") var size: Int
-        @Option(help: "Register the admitted members in this zone, as SRV records etcd --discovery-srv finds.") var zone: String?
-        @Option(help: "Publish under _etcd-server-SERVICE (etcd --discovery-srv-name).") var service: String?
+        @Option(help: "Register the admitted members in this zone, so that clients find the cluster by its SRV records.") var zone: String?
+        @Option(help: "Cluster name: publish under _etcd-server-SERVICE._tcp and _etcd-client-SERVICE._tcp.") var service: String?
         @Flag(help: "Publish under _etcd-server-ssl and _etcd-client-ssl (default: when the peer URL is https).") var tls = false
         @Option(name: .customLong("client-port"), help: "The client port in _etcd-client records (default 2379).") var clientPort: Int?
 
