@@ -134,15 +134,16 @@ extension RegistryState {
         next.discoveryIndex += 1
         let index = next.discoveryIndex
         let node = DiscoveryNode(key: key, value: value, createdIndex: previous?.createdIndex ?? index, modifiedIndex: index)
-        dir.nodes[key] = node
         var ops: [DiscoveryChange.Operation] = [.putNode(token: token, node: node)]
         var changes: [RegistryChange] = []
         var events: [(zone: DNSName, name: DNSName, created: Bool)] = []
-        // A published member whose value changed is registered again from the new value.
-        if let previous, previous.value != value {
+        // A published member whose value changed is registered again from the new value;
+        // what it published is recognised by the old one.
+        if let previous, previous.value != value, dir.published[key] != nil {
             next.unpublish(&dir, key: key, changes: &changes, events: &events)
-            if dir.published[key] == nil { ops.append(.published(token: token, key: key, member: nil)) }
+            ops.append(.published(token: token, key: key, member: nil))
         }
+        dir.nodes[key] = node
         next.publishAdmitted(&dir, ops: &ops, changes: &changes, events: &events)
         next.discovery[token] = dir
         let action = prevExist == false ? "create" : prevExist == true ? "update" : "set"
@@ -284,6 +285,9 @@ extension RegistryState {
             guard admitted, let zone = dir.config.zone else { return m }
             if let p = dir.published[n.key] {
                 m.published = try? DNSName(p)
+                if (try? self.member(zone: zone, name: p)) == nil {
+                    m.error = "registered as \(p), since deregistered through the members API"
+                }
                 return m
             }
             switch discoverySpec(n, config: dir.config) {

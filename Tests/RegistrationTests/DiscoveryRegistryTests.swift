@@ -82,6 +82,18 @@ import Testing
         #expect(throws: KeysError.keyNotFound("/discovery/\(Self.token)/a1")) { try s.discoveryDelete(token: Self.token, rest: "a1") }
     }
 
+    @Test func aNewValueRegistersTheMemberAgain() throws {
+        var s = try state(size: 2)
+        _ = try put(&s, "a1", "m1=http://127.0.0.31:2380")
+        let moved = try put(&s, "a1", "m1=http://127.0.0.41:2380", prevExist: nil)
+        #expect(moved.members.map(\.created) == [false, true])
+        #expect(try s.member(zone: "lab.example", name: "m1").0.ipv4.map(\.description) == ["127.0.0.41"])
+        let renamed = try put(&s, "a1", "m9=http://127.0.0.41:2380", prevExist: true)
+        #expect(renamed.members.map(\.name.description) == ["m1.lab.example.", "m9.lab.example."])
+        #expect((try? s.member(zone: "lab.example", name: "m1")) == nil)
+        #expect(s.discovery[Self.token]?.published["a1"] == "m9.lab.example.")
+    }
+
     @Test func hostNamesAndFileHostsBecomeTargets() throws {
         var s = try state(size: 3, extra: "node1 A 127.0.0.21\n")
         // The file says infra0 is at 127.0.0.10: the member points at that name.
