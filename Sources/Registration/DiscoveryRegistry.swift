@@ -109,9 +109,18 @@ extension RegistryState {
     // MARK: The v2 keys protocol
 
     /// A directory by token; an unknown token is missing for every key below it.
+    /// etcd names the first missing part of the path as the cause: the directory.
     public func discoveryDirectory(_ token: String, key: String) throws(KeysError) -> DiscoveryDirectory {
-        guard let d = discovery[token] else { throw .keyNotFound(key) }
+        guard let d = discovery[token] else { throw .keyNotFound(DiscoveryKeys.prefix + token) }
         return d
+    }
+
+    /// A path below an existing directory that names nothing: etcd's cause is its first
+    /// missing part.
+    public static func missing(_ dir: DiscoveryDirectory, _ rest: String) -> KeysError {
+        let parts = rest.split(separator: "/").map(String.init)
+        if let first = parts.first, first != "_config", dir.nodes[first] == nil { return .keyNotFound(dir.path(of: first)) }
+        return .keyNotFound(dir.path + "/" + rest)
     }
 
     /// `PUT D/<rest>` with `value`. `prevExist` false is etcd's create (412 when the key is
@@ -159,7 +168,7 @@ extension RegistryState {
     public func discoveryDelete(token: String, rest: String) throws(KeysError) -> DiscoveryPlan {
         var dir = try discoveryDirectory(token, key: DiscoveryKeys.prefix + token + (rest.isEmpty ? "" : "/" + rest))
         guard case .member(let key) = DiscoveryKeys.target(rest) else {
-            if case .other = DiscoveryKeys.target(rest) { throw .keyNotFound(dir.path + "/" + rest) }
+            if case .other = DiscoveryKeys.target(rest) { throw Self.missing(dir, rest) }
             throw Self.readOnly(dir, rest)
         }
         guard let previous = dir.nodes[key] else { throw .keyNotFound(dir.path(of: key)) }

@@ -208,7 +208,7 @@ enum DiscoveryAPI {
             case .size, .config:
                 // Never an event: the size is fixed when the token is made.
                 key = "_config"
-            case .other: throw KeysError.keyNotFound(path)
+            case .other: throw RegistryState.missing(dir, rest)
             }
             let (node, index) = try await registry.discoveryWait(token: token, key: key, path: path, waitIndex: waitIndex)
             guard let node else {
@@ -234,7 +234,7 @@ enum DiscoveryAPI {
             guard let n = dir.nodes[k] else { throw KeysError.keyNotFound(path) }
             return answer(Answer(action: "get", node: Node(dir, n)), status: .ok, index: index)
         case .other:
-            throw KeysError.keyNotFound(path)
+            throw RegistryState.missing(dir, rest)
         }
     }
 

@@ -112,6 +112,8 @@ public actor Registry {
 
     private var watches: [UInt64: Watch] = [:]
     private var nextWatch: UInt64 = 0
+    /// Shutting down: watches answer at once instead of waiting.
+    private var stopping = false
 
     public nonisolated var unownedExecutor: UnownedSerialExecutor {
         thread.executor.asUnownedSerialExecutor()
@@ -278,9 +280,15 @@ public actor Registry {
 
     /// Stops expiring leases (at shutdown): whatever runs out from now on is expired by
     /// the next srvd, after its lease has run again in full.
+    ///
+    /// Open discovery watches end too, with the empty answer that makes etcd's client ask
+    /// again (of the next srvd): the HTTP server's graceful shutdown waits for open
+    /// requests, and a watch would hold it for up to `longPoll`.
     public func stop() {
         expiryTask?.cancel()
         expiryTask = nil
+        stopping = true
+        for id in Array(watches.keys) { endWatch(id, with: nil) }
     }
 
     /// Starts (or restarts) a member's lease, or ends it for a member without one.
@@ -524,6 +532,7 @@ extension Registry {
         let dir = try state.discoveryDirectory(token, key: path)
         let from = waitIndex.flatMap { $0 == 0 ? nil : $0 } ?? state.discoveryIndex + 1
         if let n = dir.firstCreation(atOrAfter: from, key: key) { return (n, state.discoveryIndex) }
+        if stopping { return (nil, state.discoveryIndex) }
         guard watches.count < Self.maxWatches else {
             throw KeysError(errorCode: 300, status: 503, message: "too many watches open", cause: "srvd holds \(Self.maxWatches) at most; try again")
         }

@@ -291,7 +291,12 @@ struct Serve: AsyncParsableCommand {
             logger: logger)
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: [.init(service: server), .init(service: reloads), .init(service: api), .init(service: SystemdService(notifier: systemd))],
+                // Shut down in reverse: the registry first (open discovery watches end,
+                // so the API's graceful shutdown need not wait them out), then the API.
+                services: [
+                    .init(service: server), .init(service: reloads), .init(service: api), .init(service: SystemdService(notifier: systemd)),
+                    .init(service: RegistryShutdown(registry: registry)),
+                ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         do {
@@ -370,3 +375,14 @@ func printError(_ s: String) {
 }
 
 extension UDPEngine: ExpressibleByArgument {}
+
+/// Stops the registry's own work when shutdown begins: lease expiry, and the discovery
+/// watches open requests wait on.
+struct RegistryShutdown: Service {
+    let registry: Registry
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        await registry.stop()
+    }
+}
