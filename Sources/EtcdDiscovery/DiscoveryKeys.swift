@@ -14,12 +14,16 @@ public struct DiscoveryNode: Sendable, Equatable, Codable {
     public var value: String
     public var createdIndex: UInt64
     public var modifiedIndex: UInt64
+    /// The action that created the key, which its creation event shows: `create` (etcd's
+    /// client, `prevExist=false`) or `set` (a plain PUT).
+    public var createdBy: String
 
-    public init(key: String, value: String, createdIndex: UInt64, modifiedIndex: UInt64) {
+    public init(key: String, value: String, createdIndex: UInt64, modifiedIndex: UInt64, createdBy: String = "create") {
         self.key = key
         self.value = value
         self.createdIndex = createdIndex
         self.modifiedIndex = modifiedIndex
+        self.createdBy = createdBy
     }
 }
 
@@ -123,6 +127,11 @@ public struct KeysError: Error, Sendable, Equatable, CustomStringConvertible {
     /// client write: the directory itself, its `_config`, nested keys.
     public static func readOnly(_ key: String, _ why: String) -> KeysError {
         KeysError(errorCode: 107, status: 403, message: why, cause: key)
+    }
+
+    /// etcd's EcodeNotDir: a path below a key that holds a value.
+    public static func notADirectory(_ key: String) -> KeysError {
+        KeysError(errorCode: 104, status: 400, message: "Not a directory", cause: key)
     }
 
     /// etcd's EcodeIndexNaN.

@@ -119,7 +119,9 @@ extension RegistryState {
     /// missing part.
     public static func missing(_ dir: DiscoveryDirectory, _ rest: String) -> KeysError {
         let parts = rest.split(separator: "/").map(String.init)
-        if let first = parts.first, first != "_config", dir.nodes[first] == nil { return .keyNotFound(dir.path(of: first)) }
+        if let first = parts.first, first != "_config" {
+            return dir.nodes[first] == nil ? .keyNotFound(dir.path(of: first)) : .notADirectory(dir.path(of: first))
+        }
         return .keyNotFound(dir.path + "/" + rest)
     }
 
@@ -142,7 +144,11 @@ extension RegistryState {
         var next = self
         next.discoveryIndex += 1
         let index = next.discoveryIndex
-        let node = DiscoveryNode(key: key, value: value, createdIndex: previous?.createdIndex ?? index, modifiedIndex: index)
+        let action = prevExist == false ? "create" : prevExist == true ? "update" : "set"
+        // A replaced key keeps its createdIndex (etcd's set gives it a new one): its place
+        // in line, and so whether it is admitted, never changes by rewriting its value.
+        let node = DiscoveryNode(
+            key: key, value: value, createdIndex: previous?.createdIndex ?? index, modifiedIndex: index, createdBy: previous?.createdBy ?? action)
         var ops: [DiscoveryChange.Operation] = [.putNode(token: token, node: node)]
         var changes: [RegistryChange] = []
         var events: [(zone: DNSName, name: DNSName, created: Bool)] = []
@@ -155,7 +161,6 @@ extension RegistryState {
         dir.nodes[key] = node
         next.publishAdmitted(&dir, ops: &ops, changes: &changes, events: &events)
         next.discovery[token] = dir
-        let action = prevExist == false ? "create" : prevExist == true ? "update" : "set"
         return DiscoveryPlan(
             change: DiscoveryChange(index: index, operations: ops, members: changes),
             result: DiscoveryResult(action: action, node: node, prevNode: previous, created: previous == nil),

@@ -101,7 +101,7 @@ enum DiscoveryAPI {
         let c = dir.config
         return DiscoveryTokenBody(
             token: dir.token, url: url(dir.token, request, options, info), size: c.size, zone: c.zone, service: c.service, tls: c.tls,
-            clientPort: c.clientPort, created: AdminAPI.rfc3339(dir.created), index: await registry.discoveryIndex,
+            clientPort: c.clientPort ?? EtcdSRV.defaultClientPort, created: AdminAPI.rfc3339(dir.created), index: await registry.discoveryIndex,
             members: admitted.map(member), overSize: over.map(member))
     }
 
@@ -217,7 +217,8 @@ enum DiscoveryAPI {
                 headers[etcdIndex] = "\(index)"
                 return Response(status: .ok, headers: headers, body: .init())
             }
-            return answer(Answer(action: "create", node: Node(dir, DiscoveryNode(key: node.key, value: node.value, createdIndex: node.createdIndex, modifiedIndex: node.createdIndex))), status: .ok, index: index)
+            let created = DiscoveryNode(key: node.key, value: node.value, createdIndex: node.createdIndex, modifiedIndex: node.createdIndex)
+            return answer(Answer(action: node.createdBy, node: Node(dir, created)), status: .ok, index: index)
         }
         let (dir, index) = try await registry.discoveryRead(token: token, key: path)
         let size = Node(key: dir.path + "/_config/size", value: "\(dir.config.size)", index: dir.configIndex)

@@ -530,9 +530,11 @@ extension Registry {
     /// after `timeout`. No `waitIndex` (or 0, as etcd reads it) waits for the next.
     public func discoveryWait(token: String, key: String?, path: String, waitIndex: UInt64?, timeout: Duration = longPoll) async throws(KeysError) -> (DiscoveryNode?, index: UInt64) {
         let dir = try state.discoveryDirectory(token, key: path)
+        // etcd answers a watch with the index it started at.
+        let started = state.discoveryIndex
         let from = waitIndex.flatMap { $0 == 0 ? nil : $0 } ?? state.discoveryIndex + 1
         if let n = dir.firstCreation(atOrAfter: from, key: key) { return (n, state.discoveryIndex) }
-        if stopping { return (nil, state.discoveryIndex) }
+        if stopping { return (nil, started) }
         guard watches.count < Self.maxWatches else {
             throw KeysError(errorCode: 300, status: 503, message: "too many watches open", cause: "srvd holds \(Self.maxWatches) at most; try again")
         }
@@ -545,7 +547,7 @@ extension Registry {
                 await self?.endWatch(id, with: nil)
             }
         }
-        return (node, state.discoveryIndex)
+        return (node, started)
     }
 
     private func endWatch(_ id: UInt64, with node: DiscoveryNode?) {

@@ -175,6 +175,7 @@ public final class RegistrationStore: Sendable {
                         value TEXT NOT NULL,
                         created_index INTEGER NOT NULL,
                         modified_index INTEGER NOT NULL,
+                        created_by TEXT NOT NULL,
                         published TEXT,
                         PRIMARY KEY (token, key)
                     );
@@ -388,10 +389,10 @@ public final class RegistrationStore: Sendable {
                 case .putNode(let token, let n):
                     try db.execute(
                         sql: """
-                            INSERT INTO discovery_nodes (token, key, value, created_index, modified_index) VALUES (?, ?, ?, ?, ?)
+                            INSERT INTO discovery_nodes (token, key, value, created_index, modified_index, created_by) VALUES (?, ?, ?, ?, ?, ?)
                             ON CONFLICT(token, key) DO UPDATE SET value = excluded.value, modified_index = excluded.modified_index
                             """,
-                        arguments: [token, n.key, n.value, Int64(n.createdIndex), Int64(n.modifiedIndex)])
+                        arguments: [token, n.key, n.value, Int64(n.createdIndex), Int64(n.modifiedIndex), n.createdBy])
                 case .deleteNode(let token, let key):
                     try db.execute(sql: "DELETE FROM discovery_nodes WHERE token = ? AND key = ?", arguments: [token, key])
                 case .published(let token, let key, let member):
@@ -418,13 +419,13 @@ public final class RegistrationStore: Sendable {
                         token: token, config: config, created: Date(timeIntervalSince1970: row["created"]),
                         configIndex: UInt64(row["config_index"] as Int64))
                 }
-                for row in try Row.fetchAll(db, sql: "SELECT token, key, value, created_index, modified_index, published FROM discovery_nodes") {
+                for row in try Row.fetchAll(db, sql: "SELECT token, key, value, created_index, modified_index, created_by, published FROM discovery_nodes") {
                     let token: String = row["token"]
                     guard out[token] != nil else { continue }
                     let key: String = row["key"]
                     out[token]!.nodes[key] = DiscoveryNode(
                         key: key, value: row["value"], createdIndex: UInt64(row["created_index"] as Int64),
-                        modifiedIndex: UInt64(row["modified_index"] as Int64))
+                        modifiedIndex: UInt64(row["modified_index"] as Int64), createdBy: row["created_by"])
                     if let p: String = row["published"] { out[token]!.published[key] = p }
                 }
                 let index = try Int64.fetchOne(db, sql: "SELECT value FROM discovery_index WHERE id = 1") ?? 0

@@ -204,7 +204,8 @@ def assert_token_members(body: dict, members: list[DMember], listing: dict | Non
     names = [e.get("name") for e in got]
     want = [m.name for m in members]
     assert sorted(names) == sorted(want) and len(names) == len(want) and (not first or names[0] == first), (
-        f"admitted members {names}, expected {want}{f' with {first} first' if first else ''}: {json.dumps(body, indent=1)}")
+        f"admitted members {names}, expected {want}{f' with {first} first' if first else ''}: "
+        f"{json.dumps(body, indent=1)}")
     peer_urls = {m.name: m.peer_url for m in members}
     for entry in got:
         assert entry.get("peerURLs") == [peer_urls[entry["name"]]], entry
@@ -403,7 +404,7 @@ def test_mixed_cluster_bootstraps_across_a_srvd_restart(lab: Lab, cluster_a: Clu
     # Every member took its cluster from discovery, infra0 across the restart.
     for m in c.members:
         log = log_text(lab, m.name)
-        assert c.url in log, f"{m.name}'s log does not mention the discovery URL:\n{tail(lab.workdir / f'{m.name}.log')}"
+        assert c.url in log, f"{m.name}'s log lacks the discovery URL:\n{tail(lab.workdir / f'{m.name}.log')}"
     r = lab.srvctl("discovery", "list")
     assert r.returncode == 0 and c.token in r.stdout, f"srvctl discovery list ({r.returncode}):\n{r.stdout}\n{r.stderr}"
     r = lab.srvctl("discovery", "show", c.token)
@@ -431,7 +432,8 @@ def test_fourth_member_etcd34_default_becomes_a_proxy(lab: Lab, cluster_a: Clust
     wait_until(lambda: "v2 proxy started listening on client requests" in log_text(lab, member.name)
                or proc.poll() is not None, 30, lambda: f"{member.name} to start a proxy:\n{lab.all_logs()}", 0.1)
     log = log_text(lab, member.name)
-    assert proc.poll() is None, f"{member.name} exited ({proc.returncode}) instead of proxying:\n{tail(lab.workdir / 'infra5.log')}"
+    assert proc.poll() is None, (
+        f"{member.name} exited ({proc.returncode}) instead of proxying:\n{tail(lab.workdir / 'infra5.log')}")
     assert "discovery cluster full, falling back to proxy" in log, tail(lab.workdir / "infra5.log")
     peers = lines_with(log, "proxy: using peer urls")
     assert peers and all(m.peer_url in peers[0] for m in cluster_a.members), f"proxy's peer URLs: {peers}"
