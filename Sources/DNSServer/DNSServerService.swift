@@ -20,12 +20,15 @@ public struct DNSServerConfiguration: Sendable {
     public var tcpLimits: TCPLimits
     public var rateLimit: RateLimitSettings
     public var udpEngine: UDPEngine
+    /// Where RFC 2136 UPDATE messages go; nil: they are answered NOTIMP.
+    public var updates: (any DynamicUpdateHandler)?
 
     public init(
         listen: [HostPort], tcpIdleTimeout: TimeAmount = .seconds(10), responder: Responder = Responder(),
         transfers: TransferSettings = TransferSettings(policy: TransferPolicy()), tcpLimits: TCPLimits = TCPLimits(),
-        rateLimit: RateLimitSettings = RateLimitSettings(), udpEngine: UDPEngine = .default
+        rateLimit: RateLimitSettings = RateLimitSettings(), udpEngine: UDPEngine = .default, updates: (any DynamicUpdateHandler)? = nil
     ) {
+        self.updates = updates
         self.rateLimit = rateLimit
         self.udpEngine = udpEngine
         self.listen = listen
@@ -175,7 +178,7 @@ public final class DNSServerService: Service, Sendable {
     private var answerer: QueryAnswerer {
         QueryAnswerer(
             store: store, responder: configuration.responder, observer: observer, transfers: configuration.transfers,
-            rateLimit: configuration.rateLimit)
+            rateLimit: configuration.rateLimit, updates: configuration.updates)
     }
 
     private func makeUDP(_ address: HostPort) async throws -> Listener {

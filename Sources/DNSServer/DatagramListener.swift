@@ -1,5 +1,6 @@
 import DNSWire
 import DNSResponder
+import DNSTransfer
 import NIOCore
 import Synchronization
 #if os(Linux)
@@ -259,6 +260,10 @@ private struct BurstState: ~Copyable {
         for i in 0..<n {
             let length = Int(receiveHeaders[i].msg_len)
             let query = UnsafeRawBufferPointer(start: received.baseAddress! + i * DatagramListener.maxQuerySize, count: length)
+            if let updates = answerer.updates, answerer.isUpdate(query) {
+                Self.update(Array(query), from: addresses[i], length: receiveHeaders[i].msg_hdr.msg_namelen, fd: fd, updates)
+                continue
+            }
             let network = udp.rateLimited ? Self.network(addresses[i]) : 0
             let slot = responses.baseAddress! + out * DatagramListener.maxResponseSize
             var produced = 0
@@ -272,6 +277,21 @@ private struct BurstState: ~Copyable {
         }
         send(fd, out)
         udp.flush()
+    }
+
+    /// UPDATE is answered by the registry, off this thread; the answer goes out on its own
+    /// with sendto(2) on the same socket.
+    private static func update(_ bytes: [UInt8], from address: sockaddr_storage, length: socklen_t, fd: Int32, _ updates: any DynamicUpdateHandler) {
+        let client = (try? DatagramListener.socketAddress(address)).map { TCPQueryHandler.addressBytes($0) } ?? []
+        Task {
+            guard let reply = await updates.respond(to: bytes, client: client) else { return }
+            var to = address
+            _ = reply.withUnsafeBytes { r in
+                withUnsafePointer(to: &to) { p in
+                    p.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, r.baseAddress, r.count, 0, $0, length) }
+                }
+            }
+        }
     }
 
     private static func copy(_ bytes: UnsafeRawBufferPointer, to slot: UnsafeMutableRawPointer) -> Int {

@@ -25,6 +25,13 @@ struct QueryAnswerer: Sendable {
     let observer: ResponseObserver?
     var transfers = TransferSettings(policy: TransferPolicy())
     var rateLimit = RateLimitSettings()
+    var updates: (any DynamicUpdateHandler)?
+
+    /// An UPDATE request (RFC 2136 §2.2: opcode 5, QR clear) with somewhere to go. Those
+    /// are answered by the registry, asynchronously, not from the snapshot.
+    func isUpdate(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        updates != nil && bytes.count >= 12 && bytes[2] & 0x80 == 0 && (bytes[2] >> 3) & 0x0F == 5
+    }
 }
 
 /// Answers UDP datagrams through a `UDPAnswerer` of this event loop's own (cache, rate
@@ -45,6 +52,16 @@ final class UDPQueryHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let envelope = unwrapInboundIn(data)
+        if let updates = answerer.updates, envelope.data.withUnsafeReadableBytes({ answerer.isUpdate($0) }) {
+            let channel = context.channel
+            let bytes = Array(envelope.data.readableBytesView)
+            let remote = envelope.remoteAddress
+            Task {
+                guard let reply = await updates.respond(to: bytes, client: TCPQueryHandler.addressBytes(remote)) else { return }
+                channel.writeAndFlush(AddressedEnvelope(remoteAddress: remote, data: channel.allocator.buffer(bytes: reply)), promise: nil)
+            }
+            return
+        }
         let network = udp.rateLimited ? ClientNetwork.of(envelope.remoteAddress) : 0
         let now = udp.rateLimited ? ClientNetwork.second() : 0
         var out: ByteBuffer? = nil
@@ -219,6 +236,10 @@ final class TCPQueryHandler: ChannelDuplexHandler {
             startTransfer(bytes, type: type, context: context)
             return
         }
+        if let updates = answerer.updates, bytes.withUnsafeBytes({ answerer.isUpdate($0) }) {
+            startUpdate(bytes, updates, context: context)
+            return
+        }
         guard let response = answerer.responder.respond(to: bytes, over: .tcp, zones: answerer.store.snapshot) else {
             return
         }
@@ -270,6 +291,27 @@ final class TCPQueryHandler: ChannelDuplexHandler {
             // Answer what queued up behind the transfer, as far as the transfer's own
             // answers leave room (the rest when they drain); unless another one starts.
             // Writes keep the connection busy until they are out.
+            handler.drainQueue(context: context)
+        }
+    }
+
+    /// An UPDATE goes to the registry; later frames wait behind it, as behind a
+    /// transfer, so answers keep their order.
+    private func startUpdate(_ bytes: [UInt8], _ updates: any DynamicUpdateHandler, context: ChannelHandlerContext) {
+        transferring = true
+        behindTransfer = 0
+        updateBusy()
+        let client = Self.addressBytes(context.channel.remoteAddress)
+        let promise = context.eventLoop.makePromise(of: [UInt8]?.self)
+        promise.completeWithTask { await updates.respond(to: bytes, client: client) }
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        promise.futureResult.whenComplete { result in
+            let (handler, context) = bound.value
+            handler.transferring = false
+            if case .success(let reply?) = result {
+                handler.write(reply, context: context)
+                handler.tallies.record(RCode(rawValue: UInt16(reply[3] & 0x0F)), .soa)
+            }
             handler.drainQueue(context: context)
         }
     }

@@ -1,17 +1,34 @@
 import Crypto
 import DNSWire
 
-/// A shared TSIG key (RFC 8945). srvd speaks hmac-sha256, the algorithm RFC 8945 §6
-/// makes mandatory to implement.
+/// The HMAC algorithms srvd signs and verifies with (RFC 8945 §6: hmac-sha256 is
+/// mandatory; sha1 is kept for old clients, sha384 and sha512 are in the table).
+public enum TSIGAlgorithm: String, Sendable, CaseIterable {
+    case hmacSHA1 = "hmac-sha1"
+    case hmacSHA256 = "hmac-sha256"
+    case hmacSHA384 = "hmac-sha384"
+    case hmacSHA512 = "hmac-sha512"
+
+    /// The algorithm's name in a TSIG record (RFC 8945 §6).
+    public var name: DNSName { try! DNSName(rawValue + ".") }
+
+    public init?(name: DNSName) {
+        let text = name.lowercased().description
+        guard let a = Self.allCases.first(where: { $0.rawValue + "." == text }) else { return nil }
+        self = a
+    }
+}
+
+/// A shared TSIG key (RFC 8945): name, algorithm, secret.
 public struct TSIGKey: Sendable, Equatable {
     public var name: DNSName
     public var secret: [UInt8]
+    public var algorithm: TSIGAlgorithm
 
-    public static let algorithm = try! DNSName("hmac-sha256.")
-
-    public init(name: DNSName, secret: [UInt8]) {
+    public init(name: DNSName, secret: [UInt8], algorithm: TSIGAlgorithm = .hmacSHA256) {
         self.name = name
         self.secret = secret
+        self.algorithm = algorithm
     }
 
     /// `NAME:BASE64SECRET`, as `--tsig-key` takes it (the form `dig -y` and BIND use,
@@ -136,7 +153,7 @@ public enum TSIG {
             unsigned = u
             record = r
         }
-        guard let key = keys.first(where: { $0.name == record.keyName }), record.algorithm == TSIGKey.algorithm else {
+        guard let key = keys.first(where: { $0.name == record.keyName }), TSIGAlgorithm(name: record.algorithm) == key.algorithm else {
             return .invalid(.badKey, record: record)
         }
         let expected = mac(key: key, parts: [unsigned, variables(record, full: true)])
@@ -171,9 +188,17 @@ public enum TSIG {
     }
 
     static func mac(key: TSIGKey, parts: [[UInt8]]) -> [UInt8] {
-        var h = HMAC<SHA256>(key: SymmetricKey(data: key.secret))
-        for p in parts { h.update(data: p) }
-        return Array(h.finalize())
+        func run<H: HashFunction>(_: H.Type) -> [UInt8] {
+            var h = HMAC<H>(key: SymmetricKey(data: key.secret))
+            for p in parts { h.update(data: p) }
+            return Array(h.finalize())
+        }
+        switch key.algorithm {
+        case .hmacSHA1: return run(Insecure.SHA1.self)
+        case .hmacSHA256: return run(SHA256.self)
+        case .hmacSHA384: return run(SHA384.self)
+        case .hmacSHA512: return run(SHA512.self)
+        }
     }
 
     static func lengthPrefixed(_ mac: [UInt8]) -> [UInt8] {
@@ -186,7 +211,7 @@ public enum TSIG {
     /// its MAC, which signs the next message.
     public static func sign(_ message: [UInt8], key: TSIGKey, previousMAC: [UInt8], timeSigned: UInt64, first: Bool, error: TSIGError = .noError, other: [UInt8] = []) -> (message: [UInt8], mac: [UInt8]) {
         let id = UInt16(message[0]) << 8 | UInt16(message[1])
-        var record = TSIGRecord(keyName: key.name, algorithm: TSIGKey.algorithm, timeSigned: timeSigned, fudge: fudge, mac: [], originalID: id, error: error.rawValue, other: other)
+        var record = TSIGRecord(keyName: key.name, algorithm: key.algorithm.name, timeSigned: timeSigned, fudge: fudge, mac: [], originalID: id, error: error.rawValue, other: other)
         record.mac = mac(key: key, parts: [lengthPrefixed(previousMAC), message, variables(record, full: first)])
         return (append(record, to: message), record.mac)
     }
@@ -195,7 +220,7 @@ public enum TSIG {
     /// no prior MAC.
     public static func signRequest(_ message: [UInt8], key: TSIGKey, timeSigned: UInt64) -> [UInt8] {
         let id = UInt16(message[0]) << 8 | UInt16(message[1])
-        var record = TSIGRecord(keyName: key.name, algorithm: TSIGKey.algorithm, timeSigned: timeSigned, fudge: fudge, mac: [], originalID: id, error: 0, other: [])
+        var record = TSIGRecord(keyName: key.name, algorithm: key.algorithm.name, timeSigned: timeSigned, fudge: fudge, mac: [], originalID: id, error: 0, other: [])
         record.mac = mac(key: key, parts: [message, variables(record, full: true)])
         return append(record, to: message)
     }
@@ -262,4 +287,117 @@ func base64Decode(_ s: String) -> [UInt8]? {
         }
     }
     return out
+}
+
+/// Keys in the format `tsig-keygen` writes and `nsupdate -k` and BIND read:
+/// `key "name" { algorithm hmac-sha256; secret "base64"; };`, several per file, with
+/// `#`, `//` and `/* */` comments.
+public enum TSIGKeyFile {
+    public struct ParseError: Error, CustomStringConvertible, Equatable {
+        public var line: Int
+        public var message: String
+        public var description: String { "line \(line): \(message)" }
+    }
+
+    public static func parse(_ text: String) throws(ParseError) -> [TSIGKey] {
+        // Tokens: words, quoted strings, and the punctuation `{ } ;`, each with its line.
+        var tokens: [(text: String, quoted: Bool, line: Int)] = []
+        let chars = Array(text.unicodeScalars)
+        var i = 0
+        var line = 1
+        while i < chars.count {
+            let c = chars[i]
+            if c == "\n" { line += 1; i += 1; continue }
+            if c == " " || c == "\t" || c == "\r" { i += 1; continue }
+            if c == "#" || (c == "/" && i + 1 < chars.count && chars[i + 1] == "/") {
+                while i < chars.count, chars[i] != "\n" { i += 1 }
+                continue
+            }
+            if c == "/" && i + 1 < chars.count && chars[i + 1] == "*" {
+                i += 2
+                while i + 1 < chars.count, !(chars[i] == "*" && chars[i + 1] == "/") {
+                    if chars[i] == "\n" { line += 1 }
+                    i += 1
+                }
+                i += 2
+                continue
+            }
+            if c == "{" || c == "}" || c == ";" {
+                tokens.append((String(c), false, line))
+                i += 1
+                continue
+            }
+            if c == "\"" {
+                var j = i + 1
+                var s = ""
+                while j < chars.count, chars[j] != "\"" {
+                    if chars[j] == "\n" { throw ParseError(line: line, message: "a quoted string does not end on its line") }
+                    s.unicodeScalars.append(chars[j])
+                    j += 1
+                }
+                guard j < chars.count else { throw ParseError(line: line, message: "a quoted string does not end") }
+                tokens.append((s, true, line))
+                i = j + 1
+                continue
+            }
+            var s = ""
+            while i < chars.count, !" \t\r\n{};\"#".unicodeScalars.contains(chars[i]) {
+                s.unicodeScalars.append(chars[i])
+                i += 1
+            }
+            tokens.append((s, false, line))
+        }
+        var keys: [TSIGKey] = []
+        var k = 0
+        func expect(_ t: String) throws(ParseError) {
+            guard k < tokens.count else { throw ParseError(line: tokens.last?.line ?? 1, message: "the file ends where \(t) was expected") }
+            guard tokens[k].text == t, !tokens[k].quoted else { throw ParseError(line: tokens[k].line, message: "expected \(t), found \(tokens[k].text)") }
+            k += 1
+        }
+        while k < tokens.count {
+            let start = tokens[k]
+            guard start.text == "key", !start.quoted else {
+                throw ParseError(line: start.line, message: "expected key \"name\" { ... }; found \(start.text)")
+            }
+            k += 1
+            guard k < tokens.count, tokens[k].text != "{" else { throw ParseError(line: start.line, message: "the key has no name") }
+            let nameText = tokens[k].text
+            k += 1
+            guard let name = try? DNSName(nameText.hasSuffix(".") ? nameText : nameText + ".") else {
+                throw ParseError(line: start.line, message: "\(nameText) is not a valid key name")
+            }
+            try expect("{")
+            var algorithm: TSIGAlgorithm?
+            var secret: [UInt8]?
+            while k < tokens.count, tokens[k].text != "}" || tokens[k].quoted {
+                let field = tokens[k]
+                k += 1
+                guard k < tokens.count else { break }
+                let value = tokens[k]
+                k += 1
+                switch field.text {
+                case "algorithm":
+                    guard let a = TSIGAlgorithm(rawValue: value.text.lowercased()) else {
+                        throw ParseError(line: value.line, message: "unknown algorithm \(value.text); srvd has \(TSIGAlgorithm.allCases.map(\.rawValue).joined(separator: ", "))")
+                    }
+                    algorithm = a
+                case "secret":
+                    guard let bytes = base64Decode(value.text), !bytes.isEmpty else {
+                        throw ParseError(line: value.line, message: "the secret of \(nameText) is not base64")
+                    }
+                    secret = bytes
+                default:
+                    throw ParseError(line: field.line, message: "unknown statement \(field.text) in key \(nameText); a key has algorithm and secret")
+                }
+                try expect(";")
+            }
+            try expect("}")
+            try expect(";")
+            guard let algorithm else { throw ParseError(line: start.line, message: "key \(nameText) has no algorithm") }
+            guard let secret else { throw ParseError(line: start.line, message: "key \(nameText) has no secret") }
+            guard !keys.contains(where: { $0.name == name }) else { throw ParseError(line: start.line, message: "key \(nameText) is defined twice") }
+            keys.append(TSIGKey(name: name, secret: secret, algorithm: algorithm))
+        }
+        return keys
+    }
 }

@@ -53,15 +53,70 @@ public struct CIDR: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-/// Who may transfer zones: clients from `allowed` (none by default: every transfer is
-/// refused), and, when `keys` is not empty, only with a valid TSIG signature.
+/// Who may transfer zones (`--allow-transfer CIDR[:KEY]`): a client in a rule's block
+/// (none by default: every transfer is refused); when keys are configured, only with a
+/// valid TSIG signature. A rule naming a key admits transfers signed with that key; a rule
+/// naming none admits any key, except those that may update zones (`updateKeys`), which
+/// transfer only where a rule names them: a certbot key must not read the zone.
 public struct TransferPolicy: Sendable {
-    public var allowed: [CIDR]
-    public var keys: [TSIGKey]
+    public struct Rule: Sendable, Equatable {
+        public var block: CIDR
+        public var key: DNSName?
 
-    public init(allowed: [CIDR] = [], keys: [TSIGKey] = []) {
-        self.allowed = allowed
+        public init(block: CIDR, key: DNSName? = nil) {
+            self.block = block
+            self.key = key
+        }
+
+        /// `CIDR` or `CIDR:KEY` (an IPv6 block is told apart by its `/`, or given in
+        /// brackets: `[fd00::]/8:key`).
+        public init?(parsing text: String) {
+            var blockText = text
+            var keyText: String?
+            if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
+                blockText = String(text[text.index(after: text.startIndex)..<close])
+                var rest = String(text[text.index(after: close)...])
+                if rest.hasPrefix("/"), let colon = rest.firstIndex(of: ":") {
+                    blockText += String(rest[..<colon])
+                    rest = String(rest[colon...])
+                } else if rest.hasPrefix("/") {
+                    blockText += rest
+                    rest = ""
+                }
+                if rest.hasPrefix(":") { keyText = String(rest.dropFirst()) } else if !rest.isEmpty { return nil }
+            } else if let colon = text.lastIndex(of: ":"), CIDR(text) == nil {
+                blockText = String(text[..<colon])
+                keyText = String(text[text.index(after: colon)...])
+            }
+            guard let block = CIDR(blockText) else { return nil }
+            var key: DNSName?
+            if let keyText {
+                guard !keyText.isEmpty, let k = try? DNSName(keyText.hasSuffix(".") ? keyText : keyText + ".") else { return nil }
+                key = k
+            }
+            self.init(block: block, key: key)
+        }
+    }
+
+    public var rules: [Rule]
+    public var keys: [TSIGKey]
+    public var updateKeys: Set<DNSName>
+
+    public var allowed: [CIDR] { rules.map(\.block) }
+
+    public init(allowed: [CIDR] = [], keys: [TSIGKey] = [], rules: [Rule] = [], updateKeys: Set<DNSName> = []) {
+        self.rules = allowed.map { Rule(block: $0) } + rules
         self.keys = keys
+        self.updateKeys = updateKeys
+    }
+
+    /// Whether a client may transfer, signed with `key` (nil: unsigned).
+    public func admits(_ client: [UInt8], key: DNSName?) -> Bool {
+        rules.contains { rule in
+            guard rule.block.contains(client) else { return false }
+            if let named = rule.key { return named == key }
+            return key.map { !updateKeys.contains($0) } ?? true
+        }
     }
 }
 
@@ -97,6 +152,7 @@ public enum TransferResponder {
         var signing: (key: TSIGKey, mac: [UInt8])? = nil
         switch TSIG.verify(bytes, keys: policy.keys, now: now) {
         case .unsigned:
+            // A rule naming a key asks for that key's signature.
             if !policy.keys.isEmpty { return [ZoneTransfer.error(.refused, query: query)] }
         case .malformed:
             return [ZoneTransfer.error(.formErr, query: query)]
@@ -114,7 +170,7 @@ public enum TransferResponder {
         }
 
         let messages: [[UInt8]]
-        if !policy.allowed.contains(where: { $0.contains(client) }) {
+        if !policy.admits(client, key: signing?.key.name) {
             messages = [ZoneTransfer.error(.refused, query: query)]
         } else if question.rrClass != .in {
             messages = [ZoneTransfer.error(.refused, query: query)]

@@ -134,6 +134,9 @@ public struct RCode: RawRepresentable, Hashable, Sendable, CustomStringConvertib
     public static let notImp = RCode(rawValue: 4)
     public static let refused = RCode(rawValue: 5)
     public static let yxDomain = RCode(rawValue: 6)
+    /// RFC 2136 §2.2: prerequisite results.
+    public static let yxRRSet = RCode(rawValue: 7)
+    public static let nxRRSet = RCode(rawValue: 8)
     public static let notAuth = RCode(rawValue: 9)
     public static let notZone = RCode(rawValue: 10)
     /// RFC 6891 §6.1.3: only expressible with an OPT record.

@@ -4,7 +4,8 @@ import EtcdDiscovery
 
 /// Where a served RRset comes from, as the records listing shows it.
 public enum RRSetSource: String, Sendable, Codable {
-    case file, api, member
+    /// `update`: set by an RFC 2136 UPDATE.
+    case file, api, member, update
 }
 
 /// Why a registry request was refused, by kind; the admin API turns the kind into an HTTP
@@ -61,21 +62,29 @@ public struct RegistryChange: Sendable {
         case putRRSet(RRSet)
         /// Forgets what the API said about an RRset (the file's, if any, shows again).
         case forgetRRSet(RRSetKey)
+        /// Replaces an RRset, as an RFC 2136 UPDATE did (listed with source `update`).
+        case putUpdatedRRSet(RRSet)
     }
 
     public var zone: DNSName
     public var fromSerial: UInt32
     /// Equal to `fromSerial` when nothing served changes (a parked item deleted).
     public var toSerial: UInt32
-    public var operation: Operation
+    /// What happens to the overlay, in order: one for every writer but UPDATE, whose
+    /// message may touch several RRsets under one serial.
+    public var operations: [Operation]
     public var removed: [ResourceRecord]
     public var added: [ResourceRecord]
 
     public init(zone: DNSName, fromSerial: UInt32, toSerial: UInt32, operation: Operation, removed: [ResourceRecord], added: [ResourceRecord]) {
+        self.init(zone: zone, fromSerial: fromSerial, toSerial: toSerial, operations: [operation], removed: removed, added: added)
+    }
+
+    public init(zone: DNSName, fromSerial: UInt32, toSerial: UInt32, operations: [Operation], removed: [ResourceRecord], added: [ResourceRecord]) {
         self.zone = zone
         self.fromSerial = fromSerial
         self.toSerial = toSerial
-        self.operation = operation
+        self.operations = operations
         self.removed = removed
         self.added = added
     }
@@ -233,7 +242,7 @@ public struct RegistryState: Sendable {
             if !overlay.publishers(of: key, limit: 1).isEmpty {
                 source = .member
             } else if overlay.rrsets[key] != nil, !overlay.isParked(.rrset(key)) {
-                source = .api
+                source = overlay.updated.contains(key) ? .update : .api
             } else {
                 source = .file
             }
@@ -392,9 +401,15 @@ public struct RegistryState: Sendable {
     /// served now), which checks `ZoneRules` at those owners. A change that alters nothing
     /// served (a parked item deleted) keeps the serial.
     private func plan(_ origin: DNSName, _ overlay: ZoneOverlay, owners: [DNSName], operation: RegistryChange.Operation) throws(RegistryError) -> Plan {
+        try plan(origin, overlay, owners: owners, operations: [operation])
+    }
+
+    /// `serial`: the serial to serve next when the change names one (an UPDATE's SOA with
+    /// a later serial); the change then counts as served even if no record differs.
+    func plan(_ origin: DNSName, _ overlay: ZoneOverlay, owners: [DNSName], operations: [RegistryChange.Operation], serial: UInt32? = nil) throws(RegistryError) -> Plan {
         let old = served[origin]!
         var next = overlay
-        next.serial = Serial.next(old.serial)
+        next.serial = serial ?? Serial.next(old.serial)
         let zone: Zone
         do {
             let file = files[origin]!
@@ -405,11 +420,11 @@ public struct RegistryState: Sendable {
             throw RegistryError(error.errors.first ?? ZoneError("the change breaks the zone's rules"))
         }
         let diff = zoneDifference(from: old, to: zone, owners: owners)
-        let changesServed = !diff.added.isEmpty || !diff.removed.isEmpty
+        let changesServed = !diff.added.isEmpty || !diff.removed.isEmpty || serial != nil
         if !changesServed { next.serial = overlay.serial }
         let change = RegistryChange(
             zone: origin, fromSerial: old.serial, toSerial: changesServed ? zone.serial : old.serial,
-            operation: operation, removed: diff.removed, added: diff.added)
+            operations: operations, removed: diff.removed, added: diff.added)
         return Plan(change: change, overlay: next, zone: changesServed ? zone : nil)
     }
 

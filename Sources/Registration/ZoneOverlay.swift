@@ -51,6 +51,8 @@ public enum OverlayItem: Hashable, Sendable, CustomStringConvertible {
 public struct ZoneOverlay: Sendable, Equatable {
     public private(set) var members: [DNSName: Member] = [:]
     public var rrsets: [RRSetKey: RRSet] = [:]
+    /// The stored RRsets an RFC 2136 UPDATE set, rather than the records API.
+    public var updated: Set<RRSetKey> = []
     /// The serial of the last accepted change; the served serial is the later of this and
     /// the file's (RFC 1982 order).
     public var serial: UInt32?
@@ -67,7 +69,7 @@ public struct ZoneOverlay: Sendable, Equatable {
     }
 
     public static func == (a: ZoneOverlay, b: ZoneOverlay) -> Bool {
-        a.members == b.members && a.rrsets == b.rrsets && a.serial == b.serial && a.parked == b.parked
+        a.members == b.members && a.rrsets == b.rrsets && a.serial == b.serial && a.parked == b.parked && a.updated == b.updated
     }
 
     /// Adds or replaces a member; it is served (no longer parked).
@@ -92,6 +94,13 @@ public struct ZoneOverlay: Sendable, Equatable {
     public mutating func setRRSet(_ key: RRSetKey, _ set: RRSet?) {
         rrsets[key] = set
         parked[.rrset(key)] = nil
+        updated.remove(key)
+    }
+
+    /// An RRset an UPDATE set: listed with source `update` until the API sets it.
+    public mutating func setUpdatedRRSet(_ key: RRSetKey, _ set: RRSet) {
+        setRRSet(key, set)
+        updated.insert(key)
     }
 
     public mutating func park(_ item: OverlayItem, because error: ZoneError) {

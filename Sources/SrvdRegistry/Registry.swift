@@ -603,6 +603,31 @@ extension DiscoveryChange {
     }
 }
 
+// MARK: UPDATE
+
+extension Registry {
+    /// One UPDATE, signed with `key`: planned by `RegistryState.update` under the key's
+    /// rules, then through the one commit path (durable, served, NOTIFY) before the answer.
+    public func update(_ m: UpdateMessage, key: DNSName, rules: [UpdateRule]) -> (UpdateOutcome, serial: UInt32?) {
+        let outcome = state.update(
+            m, zoneAllowed: { zone in rules.contains { $0.covers(key: key, zone: zone) } },
+            permitted: { zone, owner, type in rules.contains { $0.permits(key: key, zone: zone, owner: owner, type: type) } })
+        guard let plan = outcome.plan else {
+            if outcome.rcode != RCode.noError {
+                logger.info("update refused", metadata: ["key": "\(key)", "zone": "\(outcome.zone?.description ?? "-")", "rcode": "\(outcome.rcode)", "why": "\(outcome.extendedError?.text ?? "-")"])
+            }
+            return (outcome, nil)
+        }
+        do {
+            let serial = try commit(plan)
+            logger.notice("zone updated (RFC 2136)", metadata: ["key": "\(key)", "zone": "\(plan.change.zone)", "serial": "\(serial)"])
+            return (outcome, serial)
+        } catch {
+            return (UpdateOutcome(rcode: .servFail, plan: nil, extendedError: (0, error.message), zone: outcome.zone), nil)
+        }
+    }
+}
+
 extension Registry: ZoneHistory {
     /// The recorded steps from `serial` to `current`, for IXFR. Reads the store directly
     /// (safe from any thread), not through the registry's thread.

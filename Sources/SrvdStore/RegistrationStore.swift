@@ -185,6 +185,10 @@ public final class RegistrationStore: Sendable {
                     );
                     """)
         }
+        m.registerMigration("v7") { db in
+            // Who set an RRset: the records API or an RFC 2136 UPDATE (listed as such).
+            try db.execute(sql: "ALTER TABLE rrsets ADD COLUMN source TEXT NOT NULL DEFAULT 'api'")
+        }
         return m
     }
 
@@ -232,7 +236,7 @@ public final class RegistrationStore: Sendable {
                     let member = try Member(zone: zone, name: display ?? row["name"], spec: spec, defaultTTL: 0, strict: false).with(critical: critical != 0)
                     out[zone, default: ZoneOverlay()].setMember(member)
                 }
-                for row in try Row.fetchAll(db, sql: "SELECT zone, owner, type, ttl, rdata FROM rrsets") {
+                for row in try Row.fetchAll(db, sql: "SELECT zone, owner, type, ttl, rdata, source FROM rrsets") {
                     let zone = try Self.name(row["zone"])
                     let owner = try Self.name(row["owner"])
                     let type = RRType(UInt16(row["type"] as Int))
@@ -240,7 +244,9 @@ public final class RegistrationStore: Sendable {
                     let hexes = try JSONDecoder().decode([String].self, from: Data(rdataText.utf8))
                     let rdatas = try hexes.map { try RData.decode(type: type, wire: try Self.unhex($0)) }
                     let set = RRSet(name: owner, type: type, ttl: UInt32(row["ttl"] as Int64), rdatas: rdatas)
-                    out[zone, default: ZoneOverlay()].rrsets[RRSetKey(owner: owner, type: type)] = set
+                    let key = RRSetKey(owner: owner, type: type)
+                    out[zone, default: ZoneOverlay()].rrsets[key] = set
+                    if (row["source"] as String) == "update" { out[zone, default: ZoneOverlay()].updated.insert(key) }
                 }
                 return out
             }
@@ -314,26 +320,25 @@ public final class RegistrationStore: Sendable {
         let zone: String
         let removed: String
         let added: String
-        let specJSON: String?
-        let rdataJSON: String?
+        /// Per operation: a member's spec, or an RRset's RDATA, as JSON.
+        let json: [String?]
 
         init(_ change: StoreChange) throws {
             self.change = change
             zone = RegistrationStore.key(change.zone)
             removed = try RegistrationStore.encodeRecords(change.removed)
             added = try RegistrationStore.encodeRecords(change.added)
-            switch change.operation {
-            case .putMember(let m):
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = .sortedKeys
-                specJSON = String(decoding: try encoder.encode(m.spec), as: UTF8.self)
-                rdataJSON = nil
-            case .putRRSet(let set):
-                specJSON = nil
-                rdataJSON = String(decoding: try JSONEncoder().encode(set.rdatas.map { hexString($0.uncompressedWire) }), as: UTF8.self)
-            default:
-                specJSON = nil
-                rdataJSON = nil
+            json = try change.operations.map { op -> String? in
+                switch op {
+                case .putMember(let m):
+                    let encoder = JSONEncoder()
+                    encoder.outputFormatting = .sortedKeys
+                    return String(decoding: try encoder.encode(m.spec), as: UTF8.self)
+                case .putRRSet(let set), .putUpdatedRRSet(let set):
+                    return String(decoding: try JSONEncoder().encode(set.rdatas.map { hexString($0.uncompressedWire) }), as: UTF8.self)
+                default:
+                    return nil
+                }
             }
         }
     }
@@ -341,21 +346,24 @@ public final class RegistrationStore: Sendable {
     private static func write(_ p: PreparedChange, _ db: Database) throws {
         let change = p.change
         let zone = p.zone
-        switch change.operation {
-        case .putMember(let m):
-            try db.execute(
-                sql: "INSERT OR REPLACE INTO members (zone, name, display, spec, critical) VALUES (?, ?, ?, ?, ?)",
-                arguments: [zone, Self.key(m.name), m.name.description, p.specJSON!, m.critical ? 1 : 0])
-        case .deleteMember(let name):
-            try db.execute(sql: "DELETE FROM members WHERE zone = ? AND name = ?", arguments: [zone, Self.key(name)])
-        case .putRRSet(let set):
-            try db.execute(
-                sql: "INSERT OR REPLACE INTO rrsets (zone, owner, type, ttl, rdata) VALUES (?, ?, ?, ?, ?)",
-                arguments: [zone, Self.key(set.name), Int(set.type.rawValue), Int64(set.ttl), p.rdataJSON!])
-        case .forgetRRSet(let key):
-            try db.execute(
-                sql: "DELETE FROM rrsets WHERE zone = ? AND owner = ? AND type = ?",
-                arguments: [zone, Self.key(key.owner), Int(key.type.rawValue)])
+        for (op, json) in zip(change.operations, p.json) {
+            switch op {
+            case .putMember(let m):
+                try db.execute(
+                    sql: "INSERT OR REPLACE INTO members (zone, name, display, spec, critical) VALUES (?, ?, ?, ?, ?)",
+                    arguments: [zone, Self.key(m.name), m.name.description, json!, m.critical ? 1 : 0])
+            case .deleteMember(let name):
+                try db.execute(sql: "DELETE FROM members WHERE zone = ? AND name = ?", arguments: [zone, Self.key(name)])
+            case .putRRSet(let set), .putUpdatedRRSet(let set):
+                let source = if case .putUpdatedRRSet = op { "update" } else { "api" }
+                try db.execute(
+                    sql: "INSERT OR REPLACE INTO rrsets (zone, owner, type, ttl, rdata, source) VALUES (?, ?, ?, ?, ?, ?)",
+                    arguments: [zone, Self.key(set.name), Int(set.type.rawValue), Int64(set.ttl), json!, source])
+            case .forgetRRSet(let key):
+                try db.execute(
+                    sql: "DELETE FROM rrsets WHERE zone = ? AND owner = ? AND type = ?",
+                    arguments: [zone, Self.key(key.owner), Int(key.type.rawValue)])
+            }
         }
         try db.execute(
             sql: "INSERT INTO zone_state (zone, serial) VALUES (?, ?) ON CONFLICT(zone) DO UPDATE SET serial = excluded.serial",

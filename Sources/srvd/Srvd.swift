@@ -108,11 +108,17 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("max-udp-payload"), help: "EDNS UDP payload size advertised and never exceeded (512-4096).")
     var maxUDPPayload: Int = 1232
 
-    @Option(name: .customLong("allow-transfer"), help: ArgumentHelp("Address block allowed to transfer zones (AXFR/IXFR); repeat for more. Default: none.", valueName: "cidr"))
+    @Option(name: .customLong("allow-transfer"), help: ArgumentHelp("Address block allowed to transfer zones (AXFR/IXFR), optionally only with the TSIG key named; repeat for more. Default: none.", valueName: "cidr[:key]"))
     var allowTransfer: [String] = []
 
-    @Option(name: .customLong("tsig-key"), help: ArgumentHelp("TSIG key (hmac-sha256) that transfers must be signed with; repeat for more.", valueName: "name:base64secret"))
+    @Option(name: .customLong("tsig-key"), help: ArgumentHelp("TSIG key (hmac-sha256) for transfers and updates; repeat for more.", valueName: "name:base64secret"))
     var tsigKeys: [String] = []
+
+    @Option(name: .customLong("tsig-key-file"), help: ArgumentHelp("File of TSIG keys as tsig-keygen writes them (the file nsupdate -k reads); repeat for more.", valueName: "file"))
+    var tsigKeyFiles: [String] = []
+
+    @Option(name: .customLong("allow-update"), help: ArgumentHelp("Let a TSIG key update a zone with RFC 2136 UPDATE, optionally only a name pattern and types; repeat for more. Default: no updates.", valueName: "key[:zone[:name[:types]]]"))
+    var allowUpdate: [String] = []
 
     @Option(name: .customLong("member-ttl"), help: ArgumentHelp("TTL of registered members' records when the registration names none (default: the zone's $TTL, at most 30).", valueName: "seconds"))
     var memberTTL: Int?
@@ -126,15 +132,50 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("discovery-url-base"), help: ArgumentHelp("scheme://host:port of the discovery URLs handed out (default: the Host the client asked, else the admin listener).", valueName: "url"))
     var discoveryURLBase: String?
 
+    /// Every key, from `--tsig-key` and the key files: defined once, for transfers and updates.
+    func allKeys() throws -> [TSIGKey] {
+        var keys = tsigKeys.compactMap(TSIGKey.init(parsing:))
+        for path in tsigKeyFiles {
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw ValidationError("cannot read the TSIG key file \(path)")
+            }
+            do {
+                for key in try TSIGKeyFile.parse(String(decoding: data, as: UTF8.self)) {
+                    guard !keys.contains(where: { $0.name == key.name }) else {
+                        throw ValidationError("the TSIG key \(key.name) in \(path) is defined twice")
+                    }
+                    keys.append(key)
+                }
+            } catch let e as TSIGKeyFile.ParseError {
+                throw ValidationError("the TSIG key file \(path), \(e)")
+            }
+        }
+        return keys
+    }
+
     func validate() throws {
         guard (adminTLSCert == nil) == (adminTLSKey == nil) else {
             throw ValidationError("--admin-tls-cert and --admin-tls-key go together")
         }
-        for block in allowTransfer where CIDR(block) == nil {
-            throw ValidationError("--allow-transfer \(block) is not an address or address/prefix")
-        }
         for key in tsigKeys where TSIGKey(parsing: key) == nil {
             throw ValidationError("--tsig-key takes NAME:BASE64SECRET (hmac-sha256), e.g. xfr-key:c2VjcmV0")
+        }
+        let keys = try allKeys()
+        for rule in allowTransfer {
+            guard let r = TransferPolicy.Rule(parsing: rule) else {
+                throw ValidationError("--allow-transfer \(rule) is not an address or address/prefix, optionally followed by :KEY")
+            }
+            if let key = r.key, !keys.contains(where: { $0.name == key }) {
+                throw ValidationError("--allow-transfer \(rule) names the key \(key), which no --tsig-key or --tsig-key-file defines")
+            }
+        }
+        for rule in allowUpdate {
+            guard let r = UpdateRule(parsing: rule) else {
+                throw ValidationError("--allow-update takes KEY[:ZONE[:NAME[:TYPES]]], e.g. acme:lab.example:_acme-challenge.*:TXT; \(rule) is not that")
+            }
+            guard keys.contains(where: { $0.name == r.key }) else {
+                throw ValidationError("--allow-update \(rule) names the key \(r.key), which no --tsig-key or --tsig-key-file defines")
+            }
         }
         if let base = discoveryURLBase {
             guard let u = URLComponents(string: base), u.scheme == "http" || u.scheme == "https", u.host?.isEmpty == false,
@@ -234,18 +275,22 @@ struct Serve: AsyncParsableCommand {
         let ready = ReadinessGate(listeners: 2) {
             systemd.send("READY=1\nSTATUS=serving DNS on \(info.dns.joined(separator: " "))\nMAINPID=\(getpid())")
         }
+        let keys = (try? allKeys()) ?? []
+        let updateRules = allowUpdate.compactMap(UpdateRule.init(parsing:))
         let server = DNSServerService(
             configuration: DNSServerConfiguration(
                 listen: listen, tcpIdleTimeout: .seconds(Int64(tcpIdleTimeout)),
                 responder: Responder(maxUDPPayload: UInt16(maxUDPPayload)),
                 transfers: TransferSettings(
-                    policy: TransferPolicy(allowed: allowTransfer.compactMap(CIDR.init), keys: tsigKeys.compactMap(TSIGKey.init(parsing:))),
+                    policy: TransferPolicy(
+                        keys: keys, rules: allowTransfer.compactMap(TransferPolicy.Rule.init(parsing:)), updateKeys: Set(updateRules.map(\.key))),
                     history: registry),
                 tcpLimits: TCPLimits(
                     maxConnections: tcpMaxConnections, maxPerClient: tcpMaxPerClient,
                     messageTimeout: .milliseconds(Int64(tcpMessageTimeout * 1000))),
                 rateLimit: RateLimitSettings(limit: rrlLimit, slip: rrlSlip),
-                udpEngine: udpEngine),
+                udpEngine: udpEngine,
+                updates: updateRules.isEmpty ? nil : UpdateResponder(registry: registry, keys: keys, rules: updateRules)),
             store: zoneStore, logger: logger,
             observer: { report, transport in metrics.queriesAnswered(report, transport) },
             onBound: { addresses in
