@@ -29,6 +29,18 @@ public struct UpdateMessage: Sendable, Equatable {
     public var additionals: [UpdateRecord]
     public var edns: EDNS?
 
+    public init(
+        header: Header, zones: [Question], prerequisites: [UpdateRecord] = [], updates: [UpdateRecord] = [], additionals: [UpdateRecord] = [],
+        edns: EDNS? = nil
+    ) {
+        self.header = header
+        self.zones = zones
+        self.prerequisites = prerequisites
+        self.updates = updates
+        self.additionals = additionals
+        self.edns = edns
+    }
+
     public static func decode(_ bytes: [UInt8]) throws(WireError) -> UpdateMessage {
         var r = WireReader(bytes)
         let header = Header(id: try r.readUInt16(), flags: try r.readUInt16())
@@ -49,7 +61,6 @@ public struct UpdateMessage: Sendable, Equatable {
             // RFC 6891 §6.1.1: root owner, at most one; re-read it as an OPT.
             guard m.edns == nil, rr.name.isRoot else { throw .badOPT(offset: offset) }
             var o = WireReader(bytes, position: offset)
-            var edns: EDNS?
             _ = try o.readName()
             _ = try o.readUInt16()
             let cls = try o.readUInt16()
@@ -63,8 +74,7 @@ public struct UpdateMessage: Sendable, Equatable {
                 guard o.position + len <= end else { throw .badOPT(offset: offset) }
                 options.append(EDNSOption(code: code, data: try o.readBytes(len)))
             }
-            edns = EDNS(udpPayloadSize: cls, extendedRCode: UInt8(ttl >> 24), version: UInt8((ttl >> 16) & 0xFF), dnssecOK: ttl & 0x8000 != 0, options: options)
-            m.edns = edns
+            m.edns = EDNS(udpPayloadSize: cls, extendedRCode: UInt8(ttl >> 24), version: UInt8((ttl >> 16) & 0xFF), dnssecOK: ttl & 0x8000 != 0, options: options)
         }
         guard r.position == bytes.count else { throw .trailingBytes(offset: r.position) }
         return m

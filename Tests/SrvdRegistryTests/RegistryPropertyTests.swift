@@ -1,4 +1,5 @@
 import DNSResponder
+import DNSTransfer
 import DNSWire
 import DNSZone
 import EtcdDiscovery
@@ -46,7 +47,32 @@ import Testing
 
     /// One write of a random kind; what it was, or nil when there was nothing to do.
     static func randomWrite(_ registry: Registry, step: Int, rng: inout SplitMix64) async throws -> String? {
-        switch Int.random(in: 0..<10, using: &rng) {
+        switch Int.random(in: 0..<12, using: &rng) {
+        case 10, 11:
+            // An RFC 2136 UPDATE: a few adds and deletes in one message, one serial.
+            let origin = try DNSName("lab.example.")
+            var updates: [UpdateRecord] = []
+            for _ in 0..<Int.random(in: 1...3, using: &rng) {
+                let owner = try DNSName(owners.randomElement(using: &rng)!, origin: origin)
+                let type = ["A", "AAAA", "TXT", "SRV", "MX", "CNAME", "NS", "DNAME", "CAA"].randomElement(using: &rng)!
+                let rrType = RRType(mnemonic: type)!
+                switch Int.random(in: 0..<4, using: &rng) {
+                case 0:
+                    updates.append(UpdateRecord(name: owner, type: rrType, rrClass: .any, ttl: 0, rdata: nil))
+                case 1:
+                    updates.append(UpdateRecord(name: owner, type: .any, rrClass: .any, ttl: 0, rdata: nil))
+                default:
+                    let text = rdata(type, step, &rng)[0]
+                    let parsed = try ZoneFileLoader.rdata(text, owner: owner, type: rrType, origin: origin)
+                    updates.append(UpdateRecord(name: owner, type: rrType, rrClass: .in, ttl: 60, rdata: parsed))
+                }
+            }
+            let m = UpdateMessage(header: Header(id: 1), zones: [Question(name: origin, type: .soa)], updates: updates)
+            let key = try DNSName("k.")
+            let (outcome, serial) = await registry.update(m, key: key, rules: [UpdateRule(key: key)])
+            guard outcome.rcode == .noError else { throw RegistryError(.conflict, "UPDATE \(outcome.rcode): \(outcome.extendedError?.text ?? "")") }
+            if let serial { #expect(serial == (try await registry.zone("lab.example").serial)) }
+            return "update \(updates.map { "\($0.rrClass) \($0.name) \($0.type)" })"
         case 6:
             // A member pointing at a host the file or the records API gives addresses.
             let name = memberNames.randomElement(using: &rng)!
