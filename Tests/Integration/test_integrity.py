@@ -19,7 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import dns.query  # noqa: E402
 import dns.rcode  # noqa: E402
+import dns.tsigkeyring  # noqa: E402
+import dns.update  # noqa: E402
 import pytest  # noqa: E402
 
 from api_support import (  # noqa: E402
@@ -32,6 +35,7 @@ from api_support import (  # noqa: E402
 from launcher import SHIPPED_ZONE, wait_until  # noqa: E402
 
 ZONE = "lab.example."
+UPDATE_SECRET = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0"
 MEMBERS = "/v1/zones/lab.example/members"
 RECORDS = "/v1/zones/lab.example/records"
 
@@ -321,7 +325,9 @@ def test_every_acknowledged_change_is_synced_to_disk(tmp_path):
     zones.mkdir(parents=True)
     (zones / "lab.example.zone").write_text(ZONE_TEXT)
     trace = tmp_path / "trace"
-    server = TracedSrvd(tmp_path, zones_dir=zones, trace=trace)
+    server = TracedSrvd(
+        tmp_path, zones_dir=zones, trace=trace,
+        extra_args=["--tsig-key", f"upd:{UPDATE_SECRET}", "--allow-update", "upd:lab.example"])
     server.start()
     try:
         token = None
@@ -337,8 +343,16 @@ def test_every_acknowledged_change_is_synced_to_disk(tmp_path):
                 raw=f"value=d{i}%3Dhttp%3A%2F%2F127.0.0.{41 + i}%3A2380".encode(),
                 content_type="application/x-www-form-urlencoded"), 201)
 
+        def update(i):
+            # RFC 2136 UPDATE, signed: acknowledged (NOERROR) only once it is on disk.
+            m = dns.update.UpdateMessage(ZONE, keyring=dns.tsigkeyring.from_text({"upd.": UPDATE_SECRET}), keyalgorithm="hmac-sha256")
+            m.add(f"u{i}", 60, "TXT", f'"update {i}"')
+            r = dns.query.tcp(m, "127.0.0.1", port=server.port, timeout=10)
+            assert r.rcode() == dns.rcode.NOERROR, r
+
         changes = [lambda i=i: register(server, f"m{i}", f"127.0.0.{21 + i}") for i in range(3)]
         changes += [new_token] + [lambda i=i: discovery_key(i) for i in range(2)]
+        changes += [lambda i=i: update(i) for i in range(2)]
         for i, change in enumerate(changes):
             writes_before, syncs_before = wal_calls(trace)
             change()

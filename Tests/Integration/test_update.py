@@ -373,10 +373,14 @@ def test_cname_at_a_member_is_refused(lab: SrvdServer, member: str) -> None:
     assert q(lab.port, member, "A") == {"127.0.0.13"}
 
 
-def test_delegation_may_not_hide_a_member(lab: SrvdServer) -> None:
+def test_delegation_may_not_hide_a_member(lab: SrvdServer, member: str) -> None:
+    """A zone cut or a DNAME above a member, or at its own name, would take it out of the
+    zone's answers: REFUSED naming the member."""
     lab.ok(lab.put_member("a.sub", {"addresses": ["127.0.0.14"]}), 200, 201)
     with unchanged(lab.port):
         refused(send(lab.port, ROOT, ("add", "sub", 30, "NS", "ns.elsewhere.test."), edns=True), named="a.sub")
+        refused(send(lab.port, ROOT, ("add", "sub", 30, "DNAME", "elsewhere.test."), edns=True), named="a.sub")
+        refused(send(lab.port, ROOT, ("add", member, 30, "NS", "ns.elsewhere.test."), edns=True), named=member)
     assert q(lab.port, "a.sub", "A") == {"127.0.0.14"}
     # Beside the member's subtree a delegation is fine.
     ok(send(lab.port, ROOT, ("add", "sub2", 30, "NS", "ns.elsewhere.test.")))
