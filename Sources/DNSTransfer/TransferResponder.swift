@@ -110,6 +110,10 @@ public struct TransferPolicy: Sendable {
         self.updateKeys = updateKeys
     }
 
+    /// Transfers must be signed once there is a key for them: keys that only update zones
+    /// leave unsigned secondaries as they were.
+    public var requiresSignature: Bool { keys.contains { !updateKeys.contains($0.name) } }
+
     /// Whether a client may transfer, signed with `key` (nil: unsigned).
     public func admits(_ client: [UInt8], key: DNSName?) -> Bool {
         rules.contains { rule in
@@ -152,8 +156,7 @@ public enum TransferResponder {
         var signing: (key: TSIGKey, mac: [UInt8])? = nil
         switch TSIG.verify(bytes, keys: policy.keys, now: now) {
         case .unsigned:
-            // A rule naming a key asks for that key's signature.
-            if !policy.keys.isEmpty { return [ZoneTransfer.error(.refused, query: query)] }
+            if policy.requiresSignature { return [ZoneTransfer.error(.refused, query: query)] }
         case .malformed:
             return [ZoneTransfer.error(.formErr, query: query)]
         case .invalid(let error, let record):

@@ -200,23 +200,28 @@ public struct Message: Hashable, Sendable {
         if type == .opt {
             // RFC 6891 §6.1.1: root owner, additional section only, at most one.
             guard section == .additional, name.isRoot, edns == nil else { throw .badOPT(offset: offset) }
-            guard r.remaining >= rdlength else { throw .truncated(offset: r.position) }
-            let end = r.position + rdlength
-            var options: [EDNSOption] = []
-            while r.position < end {
-                guard end - r.position >= 4 else { throw .badOPT(offset: offset) }
-                let code = try r.readUInt16()
-                let len = Int(try r.readUInt16())
-                guard r.position + len <= end else { throw .badOPT(offset: offset) }
-                options.append(EDNSOption(code: code, data: try r.readBytes(len)))
-            }
-            edns = EDNS(
-                udpPayloadSize: cls, extendedRCode: UInt8(ttl >> 24), version: UInt8((ttl >> 16) & 0xFF),
-                dnssecOK: ttl & 0x8000 != 0, options: options)
+            edns = try readOPT(&r, cls: cls, ttl: ttl, rdlength: rdlength, offset: offset)
             return nil
         }
         let rdata = try RData.decode(type: type, from: &r, length: rdlength)
         return ResourceRecord(name: name, type: type, rrClass: RRClass(cls), ttl: ttl, rdata: rdata)
+    }
+
+    /// An OPT record's RDATA (RFC 6891 §6.1.2), its CLASS and TTL already read.
+    static func readOPT(_ r: inout WireReader, cls: UInt16, ttl: UInt32, rdlength: Int, offset: Int) throws(WireError) -> EDNS {
+        guard r.remaining >= rdlength else { throw .truncated(offset: r.position) }
+        let end = r.position + rdlength
+        var options: [EDNSOption] = []
+        while r.position < end {
+            guard end - r.position >= 4 else { throw .badOPT(offset: offset) }
+            let code = try r.readUInt16()
+            let len = Int(try r.readUInt16())
+            guard r.position + len <= end else { throw .badOPT(offset: offset) }
+            options.append(EDNSOption(code: code, data: try r.readBytes(len)))
+        }
+        return EDNS(
+            udpPayloadSize: cls, extendedRCode: UInt8(ttl >> 24), version: UInt8((ttl >> 16) & 0xFF),
+            dnssecOK: ttl & 0x8000 != 0, options: options)
     }
 
     /// Encodes with name compression. The OPT record, if any, goes last in additional.

@@ -45,53 +45,35 @@ public struct UpdateMessage: Sendable, Equatable {
         var r = WireReader(bytes)
         let header = Header(id: try r.readUInt16(), flags: try r.readUInt16())
         let counts = [Int(try r.readUInt16()), Int(try r.readUInt16()), Int(try r.readUInt16()), Int(try r.readUInt16())]
-        var m = UpdateMessage(header: header, zones: [], prerequisites: [], updates: [], additionals: [], edns: nil)
+        var m = UpdateMessage(header: header, zones: [])
         for _ in 0..<counts[0] {
             m.zones.append(Question(name: try r.readName(), type: RRType(try r.readUInt16()), rrClass: RRClass(try r.readUInt16())))
         }
-        for _ in 0..<counts[1] { m.prerequisites.append(try readRecord(&r)) }
-        for _ in 0..<counts[2] { m.updates.append(try readRecord(&r)) }
-        for _ in 0..<counts[3] {
-            let offset = r.position
-            let rr = try readRecord(&r)
-            guard rr.type == .opt else {
-                m.additionals.append(rr)
-                continue
+        for section in 1...3 {
+            for _ in 0..<counts[section] {
+                let offset = r.position
+                let name = try r.readName()
+                let type = RRType(try r.readUInt16())
+                let cls = try r.readUInt16()
+                let ttl = try r.readUInt32()
+                let length = Int(try r.readUInt16())
+                if type == .opt {
+                    // RFC 6891 §6.1.1: root owner, additional section only, at most one.
+                    guard section == 3, name.isRoot, m.edns == nil else { throw .badOPT(offset: offset) }
+                    m.edns = try Message.readOPT(&r, cls: cls, ttl: ttl, rdlength: length, offset: offset)
+                    continue
+                }
+                // RDLENGTH 0 is "no RDATA": an RRset or a name, not a record (RFC 2136 §2.4, §2.5).
+                let rdata = length > 0 ? try RData.decode(type: type, from: &r, length: length) : nil
+                let record = UpdateRecord(name: name, type: type, rrClass: RRClass(cls), ttl: ttl, rdata: rdata)
+                switch section {
+                case 1: m.prerequisites.append(record)
+                case 2: m.updates.append(record)
+                default: m.additionals.append(record)
+                }
             }
-            // RFC 6891 §6.1.1: root owner, at most one; re-read it as an OPT.
-            guard m.edns == nil, rr.name.isRoot else { throw .badOPT(offset: offset) }
-            var o = WireReader(bytes, position: offset)
-            _ = try o.readName()
-            _ = try o.readUInt16()
-            let cls = try o.readUInt16()
-            let ttl = try o.readUInt32()
-            let end = o.position + 2 + Int(try o.readUInt16())
-            var options: [EDNSOption] = []
-            while o.position < end {
-                guard end - o.position >= 4 else { throw .badOPT(offset: offset) }
-                let code = try o.readUInt16()
-                let len = Int(try o.readUInt16())
-                guard o.position + len <= end else { throw .badOPT(offset: offset) }
-                options.append(EDNSOption(code: code, data: try o.readBytes(len)))
-            }
-            m.edns = EDNS(udpPayloadSize: cls, extendedRCode: UInt8(ttl >> 24), version: UInt8((ttl >> 16) & 0xFF), dnssecOK: ttl & 0x8000 != 0, options: options)
         }
         guard r.position == bytes.count else { throw .trailingBytes(offset: r.position) }
         return m
-    }
-
-    private static func readRecord(_ r: inout WireReader) throws(WireError) -> UpdateRecord {
-        let name = try r.readName()
-        let type = RRType(try r.readUInt16())
-        let cls = RRClass(try r.readUInt16())
-        let ttl = try r.readUInt32()
-        let length = Int(try r.readUInt16())
-        if type == .opt {
-            guard r.remaining >= length else { throw .truncated(offset: r.position) }
-            _ = try r.readBytes(length)
-            return UpdateRecord(name: name, type: type, rrClass: cls, ttl: ttl, rdata: nil)
-        }
-        guard length > 0 else { return UpdateRecord(name: name, type: type, rrClass: cls, ttl: ttl, rdata: nil) }
-        return UpdateRecord(name: name, type: type, rrClass: cls, ttl: ttl, rdata: try RData.decode(type: type, from: &r, length: length))
     }
 }

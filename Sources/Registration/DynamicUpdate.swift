@@ -107,7 +107,10 @@ extension RegistryState {
             guard permitted(origin, u.name, u.type) else {
                 return .refused("the key may not update \(u.type == .any ? "every type" : u.type.description) at \(u.name)", zone: origin)
             }
-            let owned = u.type == .any
+            // Every type at the name for a delete of all of them, and for a CNAME, which
+            // would take the whole name (the records API refuses it there too).
+            let wholeName = u.type == .any || (u.type == .cname && u.rrClass == zq.rrClass)
+            let owned = wholeName
                 ? zone.nodes[u.name]?.rrsets.flatMap { overlay.publishers(of: RRSetKey(owner: u.name, type: $0.type), limit: 1) } ?? []
                 : overlay.publishers(of: RRSetKey(owner: u.name, type: u.type), limit: 1)
             if let member = owned.first {

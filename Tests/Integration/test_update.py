@@ -656,6 +656,21 @@ def test_a_rule_naming_an_update_key_lets_it_transfer(srvd_bin: str, tmp_path: P
         s.stop()
 
 
+def test_update_only_keys_leave_unsigned_secondaries_as_they_were(srvd_bin: str, tmp_path: Path) -> None:
+    """Regression: defining a key only for updates made every unsigned transfer REFUSED,
+    cutting off a secondary that had worked without TSIG."""
+    s = Srvd(tmp_path / "srvd", binary=srvd_bin, admin=None, cwd=tmp_path,
+             extra_args=["--tsig-key", f"{ACME.name}:{ACME.secret}", "--allow-update", f"{ACME.name}:lab.example",
+                         "--allow-transfer", "127.0.0.0/8"])
+    s.copy_zone(SHIPPED_ZONE)
+    try:
+        s.start()
+        assert transfer(s.port, None) == (0, True), "an unsigned AXFR from an allowed block"
+        assert transfer(s.port, ACME)[0] == dns.rcode.REFUSED, "the update key still may not transfer"
+    finally:
+        s.stop()
+
+
 # --------------------------------------------------------------------------- 6. UDP engines and TCP
 
 
