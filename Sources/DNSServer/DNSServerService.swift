@@ -22,13 +22,17 @@ public struct DNSServerConfiguration: Sendable {
     public var udpEngine: UDPEngine
     /// Where RFC 2136 UPDATE messages go; nil: they are answered NOTIMP.
     public var updates: (any DynamicUpdateHandler)?
+    /// UDP sockets per address with the recvmmsg engine, a thread each (SO_REUSEPORT).
+    public var udpThreads: Int
 
     public init(
         listen: [HostPort], tcpIdleTimeout: TimeAmount = .seconds(10), responder: Responder = Responder(),
         transfers: TransferSettings = TransferSettings(policy: TransferPolicy()), tcpLimits: TCPLimits = TCPLimits(),
-        rateLimit: RateLimitSettings = RateLimitSettings(), udpEngine: UDPEngine = .default, updates: (any DynamicUpdateHandler)? = nil
+        rateLimit: RateLimitSettings = RateLimitSettings(), udpEngine: UDPEngine = .default, updates: (any DynamicUpdateHandler)? = nil,
+        udpThreads: Int = 1
     ) {
         self.updates = updates
+        self.udpThreads = max(1, udpThreads)
         self.rateLimit = rateLimit
         self.udpEngine = udpEngine
         self.listen = listen
@@ -70,7 +74,8 @@ public final class DNSServerService: Service, Sendable {
     enum Listener: Sendable {
         case channel(Transport, any Channel)
         #if os(Linux)
-        case datagram(DatagramListener)
+        /// One address's sockets, a thread each (`--udp-threads`).
+        case datagram([DatagramListener])
         #endif
 
         var transport: Transport {
@@ -86,7 +91,7 @@ public final class DNSServerService: Service, Sendable {
             switch self {
             case .channel(_, let c): return c.localAddress
             #if os(Linux)
-            case .datagram(let d): return d.localAddress
+            case .datagram(let d): return d.first?.localAddress
             #endif
             }
         }
@@ -95,7 +100,7 @@ public final class DNSServerService: Service, Sendable {
             switch self {
             case .channel(_, let c): try? await c.close()
             #if os(Linux)
-            case .datagram(let d): await d.close()
+            case .datagram(let group): for d in group { await d.close() }
             #endif
             }
         }
@@ -141,11 +146,15 @@ public final class DNSServerService: Service, Sendable {
     public func run() async throws {
         let listeners = try await bind()
         for l in listeners {
-            logger.notice("serving DNS", metadata: ["transport": "\(l.transport.rawValue)", "address": "\(l.localAddress.map(describeAddress) ?? "?")"])
+            var metadata: Logger.Metadata = ["transport": "\(l.transport.rawValue)", "address": "\(l.localAddress.map(describeAddress) ?? "?")"]
+            #if os(Linux)
+            if case .datagram(let group) = l { metadata["udpThreads"] = "\(group.count)" }
+            #endif
+            logger.notice("serving DNS", metadata: metadata)
         }
         // Datagram threads start once everything is bound, so a failed bind leaves none.
         #if os(Linux)
-        for case .datagram(let d) in listeners { d.start(answerer) }
+        for case .datagram(let group) in listeners { for d in group { d.start(answerer) } }
         #endif
         onBound?(listeners.compactMap(\.localAddress))
         // Wait for SIGTERM/SIGINT (or cancellation), then stop accepting and close.
@@ -183,7 +192,7 @@ public final class DNSServerService: Service, Sendable {
 
     private func makeUDP(_ address: HostPort) async throws -> Listener {
         #if os(Linux)
-        if configuration.udpEngine == .recvmmsg { return .datagram(try DatagramListener(address: address)) }
+        if configuration.udpEngine == .recvmmsg { return .datagram(try DatagramListener.group(address: address, threads: configuration.udpThreads)) }
         #endif
         return .channel(.udp, try await makeNIOUDP(address))
     }

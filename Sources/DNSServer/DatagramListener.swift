@@ -52,7 +52,33 @@ final class DatagramListener: Sendable {
 
     /// Opens and binds the socket; errors are NIO's `IOError`, so that `ListenError` can name
     /// the cause (`EADDRINUSE`) the same way for both engines.
-    init(address: HostPort) throws {
+    /// `threads` sockets on one address and port, each to be served by a thread of its own:
+    /// SO_REUSEPORT makes the kernel spread datagrams over them by the client's address and
+    /// port (as Knot's `udp-workers` and NSD's `reuseport`). SO_REUSEPORT would also let
+    /// another process of the same user join the group unnoticed, so the port is first
+    /// taken by a socket without it, which fails if anyone holds it, and handed over.
+    static func group(address: HostPort, threads: Int) throws -> [DatagramListener] {
+        guard threads > 1 else { return [try DatagramListener(address: address)] }
+        let probe = try DatagramListener(address: address)
+        let port = probe.localAddress.port ?? address.port
+        probe.closeUnstarted()
+        var group: [DatagramListener] = []
+        do {
+            for _ in 0..<threads { group.append(try DatagramListener(address: HostPort(host: address.host, port: port), reusePort: true)) }
+        } catch {
+            for d in group { d.closeUnstarted() }
+            throw error
+        }
+        return group
+    }
+
+    /// Closes a socket whose thread never started.
+    private func closeUnstarted() {
+        guard !closed.exchange(true, ordering: .sequentiallyConsistent) else { return }
+        _ = Glibc.close(fd)
+    }
+
+    init(address: HostPort, reusePort: Bool = false) throws {
         let resolved = try SocketAddress.makeAddressResolvingHost(address.host, port: address.port)
         let family: Int32
         switch resolved {
@@ -73,6 +99,7 @@ final class DatagramListener: Sendable {
                 throw IOError(errnoCode: errno, reason: "setsockopt(SO_RCVTIMEO)")
             }
             // No SO_REUSEADDR: on Linux it would let a second server share the port unnoticed.
+            if reusePort { try Self.setOption(fd, SOL_SOCKET, SO_REUSEPORT, 1) }
             let rc: Int32
             switch resolved {
             case .v4(let a):

@@ -102,6 +102,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("udp-engine"), help: "How UDP is served: recvmmsg (a thread per address blocking in recvmmsg/sendmmsg; Linux) or nio (SwiftNIO's datagram channel).")
     var udpEngine: UDPEngine = .default
 
+    @Option(name: .customLong("udp-threads"), help: "UDP sockets per DNS address with the recvmmsg engine, each with a thread and an answer cache of its own (SO_REUSEPORT); default: the number of CPUs.")
+    var udpThreads: Int = System.coreCount
+
     @Option(name: .customLong("watch-interval"), help: "Seconds between checks of the zone folder for changes; 0 turns watching off.")
     var watchInterval: Double = 2
 
@@ -184,6 +187,7 @@ struct Serve: AsyncParsableCommand {
                 throw ValidationError("--discovery-url-base takes scheme://host[:port], such as http://srvd.lab.example:8053")
             }
         }
+        guard (1...256).contains(udpThreads) else { throw ValidationError("--udp-threads must be between 1 and 256") }
         guard tcpIdleTimeout > 0 else { throw ValidationError("--tcp-idle-timeout must be at least 1 second") }
         guard tcpMaxConnections > 0, tcpMaxPerClient > 0 else { throw ValidationError("--tcp-max-connections and --tcp-max-per-client must be at least 1") }
         guard tcpMessageTimeout > 0 else { throw ValidationError("--tcp-message-timeout must be positive") }
@@ -290,7 +294,8 @@ struct Serve: AsyncParsableCommand {
                     messageTimeout: .milliseconds(Int64(tcpMessageTimeout * 1000))),
                 rateLimit: RateLimitSettings(limit: rrlLimit, slip: rrlSlip),
                 udpEngine: udpEngine,
-                updates: updateRules.isEmpty ? nil : UpdateResponder(registry: registry, keys: keys, rules: updateRules)),
+                updates: updateRules.isEmpty ? nil : UpdateResponder(registry: registry, keys: keys, rules: updateRules),
+                udpThreads: udpThreads),
             store: zoneStore, logger: logger,
             observer: { report, transport in metrics.queriesAnswered(report, transport) },
             onBound: { addresses in
