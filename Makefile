@@ -129,7 +129,7 @@ COMMA := ,
 REFLECT_SRC ?= $(abspath $(CURDIR)/../shared/tools/reflect.c)
 bench-smoke: deps-python
 	SRVD_BIN=$(CURDIR)/$(SRVD) REFLECT_SRC=$(REFLECT_SRC) $(PY) bench/run --quick \
-		--systems $(if $(wildcard $(REFLECT_SRC)),reflect$(COMMA))nsd,knot,srvd,srvd-nio
+		--systems $(if $(wildcard $(REFLECT_SRC)),reflect$(COMMA))nsd,knot,srvd,srvd-2t,srvd-nio
 
 # srvd against NSD, Knot and the reflector ceiling (bench/README.md). BENCH_ARGS=--quick for
 # a 20-second smoke test, BENCH_ARGS=--scale for the 100k-member zone and registrations.

@@ -54,8 +54,8 @@ def print_table(args, summary, failures):
         if name in ("nsd", "knot"):
             label = label.replace("NSD", f"NSD {args.versions.get('nsd', '')}").replace(
                 "Knot", f"Knot {args.versions.get('knot', '')}")
-        if name in ("srvd", "srvd-nio"):
-            extra = args.srvd_extra + (["--udp-engine", "nio"] if name == "srvd-nio" else [])
+        if name in ("srvd", "srvd-nio", "srvd-2t"):
+            extra = ["--udp-threads", "2" if name == "srvd-2t" else "1"] + args.srvd_extra + (["--udp-engine", "nio"] if name == "srvd-nio" else [])
             label = f"srvd {args.versions.get('srvd', '')}" + (f" (`{' '.join(extra)}`)" if extra else "")
         s = summary.get(name)
         if not s:

@@ -17,8 +17,11 @@ SYSTEMS = ["reflect", "nsd", "knot", "srvd"]
 
 
 # Measured only when named in --systems: srvd with UDP on NIO's datagram channel, to show
-# what the recvmmsg engine buys.
-OPTIONAL_SYSTEMS = ["srvd-nio"]
+# what the recvmmsg engine buys; srvd with two UDP threads (`--udp-threads 2`, pinned to the
+# same CPU as every server here, so it shows what a second thread costs, not what a second
+# core gives: see BENCHMARKS.md). Plain `srvd` runs one UDP thread, as NSD and Knot run one
+# worker here.
+OPTIONAL_SYSTEMS = ["srvd-nio", "srvd-2t"]
 
 
 LABELS = {
@@ -27,6 +30,7 @@ LABELS = {
     "knot": "Knot (`udp-workers: 1`, `tcp-workers: 1`, `background-workers: 1`)",
     "srvd": "srvd",
     "srvd-nio": "srvd",
+    "srvd-2t": "srvd",
 }
 
 
@@ -221,9 +225,10 @@ zone:
     acl: local_transfer
 """)
         argv = [find_tool("knotd"), "-c", str(conf)]
-    elif name in ("srvd", "srvd-nio"):
+    elif name in ("srvd", "srvd-nio", "srvd-2t"):
         argv = [str(args.srvd_bin), "serve", "--zones", str(zone_dir), "--data-dir", str(d / "data"),
-                "--dns", f"127.0.0.1:{port}", "--admin", f"127.0.0.1:{admin_port}", "--log-level", "warning"]
+                "--dns", f"127.0.0.1:{port}", "--admin", f"127.0.0.1:{admin_port}", "--log-level", "warning",
+                "--udp-threads", "2" if name == "srvd-2t" else "1"]
         argv += args.srvd_extra + (["--udp-engine", "nio"] if name == "srvd-nio" else [])
         if args.scale:
             argv += ["--allow-transfer", "127.0.0.1/32"]  # AXFR, beside NSD's and Knot's
