@@ -35,9 +35,14 @@ public enum AdminAPI {
     /// Request bodies above this are refused with 413.
     public static let maxBodySize = 64 * 1024
 
+    /// - Parameter tokens: the scoped API tokens; without them (tests), an empty set kept in
+    ///   memory.
     public static func router(
-        registry: Registry, token: AdminToken, metrics: SrvdMetrics, info: ServerInfo, discovery: DiscoveryOptions = DiscoveryOptions()
+        registry: Registry, token: AdminToken, tokens: APITokens? = nil, metrics: SrvdMetrics, info: ServerInfo,
+        discovery: DiscoveryOptions = DiscoveryOptions()
     ) -> Router<BasicRequestContext> {
+        let tokens = tokens ?? APITokens()
+        let credentials = Credentials(admin: token, tokens: tokens)
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: JSONErrorMiddleware())
         router.get("healthz") { _, _ in json(["status": "ok"]) }
@@ -52,7 +57,7 @@ public enum AdminAPI {
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: openAPIDocument)))
         }
 
-        let v1 = router.group("v1").add(middleware: BearerTokenMiddleware(token: token))
+        let v1 = router.group("v1").add(middleware: BearerTokenMiddleware(credentials: credentials))
         v1.get("status") { _, _ in
             let zones = await registry.zones()
             return try json(StatusBody(version: info.version, dns: info.dns, zones: zones.count))
@@ -115,7 +120,8 @@ public enum AdminAPI {
             _ = try await registry.deleteMember(zone: parameter(context, "zone"), name: parameter(context, "name"))
             return Response(status: .noContent)
         }
-        DiscoveryAPI.add(to: router, v1: v1, registry: registry, token: token, options: discovery, info: info)
+        DiscoveryAPI.add(to: router, v1: v1, registry: registry, credentials: credentials, options: discovery, info: info)
+        TokensAPI.add(to: v1, tokens: tokens, registry: registry)
         return router
     }
 

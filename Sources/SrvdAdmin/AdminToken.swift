@@ -1,11 +1,15 @@
 import Crypto
+import HTTPTypes
 import Hummingbird
+import Registration
+import SrvdAPI
+import SrvdRegistry
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// The bearer token `/v1` requires.
+/// The admin bearer token: the one `/v1` has always taken, which may do everything.
 public struct AdminToken: Sendable {
     /// SHA-256 of the token: candidates are hashed and the digests compared, so the
     /// comparison takes the same time whatever the lengths of token and guess.
@@ -91,35 +95,89 @@ public struct AdminToken: Sendable {
     /// looked at whatever differs, and the digests have one length, so neither timing nor
     /// length tells how much of a guess was right.
     func matches(_ candidate: some Collection<UInt8>) -> Bool {
-        let other = Array(SHA256.hash(data: Array(candidate)))
+        matches(digest: Self.digest(candidate))
+    }
+
+    func matches(digest other: [UInt8]) -> Bool { Self.equalDigests(digest, other) }
+
+    static func digest(_ value: some Collection<UInt8>) -> [UInt8] { Array(SHA256.hash(data: Array(value))) }
+
+    /// Two SHA-256 digests compared in constant time.
+    static func equalDigests(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
         var diff: UInt8 = 0
-        for i in 0..<digest.count { diff |= digest[i] ^ other[i] }
+        for i in 0..<a.count { diff |= a[i] ^ b[i] }
         return diff == 0
     }
 }
 
-/// Requires `Authorization: Bearer TOKEN` (RFC 6750 §2.1); otherwise 401 and nothing runs.
-struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
-    let token: AdminToken
+/// Who may use the admin API: the admin token (`--admin-token-file`, else
+/// `DATA_DIR/admin.token`), which may do everything, and the scoped tokens made through
+/// `/v1/tokens`, each as far as its scope reaches.
+struct Credentials: Sendable {
+    let admin: AdminToken
+    let tokens: APITokens
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard let header = request.headers[.authorization] else {
-            throw Self.unauthorized("missing Authorization: Bearer token")
+    init(admin: AdminToken, tokens: APITokens) {
+        self.admin = admin
+        self.tokens = tokens
+    }
+
+    /// A refusal before anything runs, as RFC 6750 §3 answers it: 401 with a
+    /// `WWW-Authenticate: Bearer` challenge when no token or an unknown (or revoked) one
+    /// was sent, `error="invalid_token"` for the latter (§3.1); 403 with
+    /// `error="insufficient_scope"` (§3.1) when the token is valid but may not do this.
+    struct Refusal: Error {
+        var status: HTTPResponse.Status
+        var message: String
+        var field: String?
+        var challenge: String
+
+        static func unauthorized(_ message: String, error: String? = nil) -> Refusal {
+            Refusal(status: .unauthorized, message: message, field: nil, challenge: "Bearer realm=\"srvd\"" + (error.map { ", error=\"\($0)\"" } ?? ""))
         }
+    }
+
+    /// Checks the `Authorization` header for `request`; nil when it may go on.
+    func refusal(authorization header: String?, for request: ScopedRequest) -> Refusal? {
+        guard let header else { return .unauthorized("missing Authorization: Bearer token") }
         // RFC 6750 §2.1: "Bearer", spaces, then the token, all visible ASCII. Anything
         // else (an empty value, inner spaces, a control character) is refused before any
         // comparison.
         let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false)
         let value = parts.count == 2 ? parts[1].drop { $0 == " " } : ""
-        guard parts.count == 2, parts[0].lowercased() == "bearer", !value.isEmpty,
-            AdminToken.isVisibleASCII(value.utf8), token.matches(value.utf8)
-        else {
-            throw Self.unauthorized("wrong bearer token")
+        // Another scheme is no attempt at a bearer token: no error code (§3.1).
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return .unauthorized("wrong bearer token") }
+        guard !value.isEmpty, AdminToken.isVisibleASCII(value.utf8) else { return .unauthorized("wrong bearer token", error: "invalid_token") }
+        let digest = AdminToken.digest(value.utf8)
+        if admin.matches(digest: digest) { return nil }
+        // A scoped token's secret carries its id: the id finds the token, then the digests
+        // are compared in constant time, as for the admin token. A revoked token is gone
+        // from the table, so it is refused like one never made.
+        guard let id = APIToken.id(inSecret: value.utf8), let token = tokens.token(id: id), AdminToken.equalDigests(token.digest, digest) else {
+            return .unauthorized("wrong bearer token", error: "invalid_token")
+        }
+        if let refused = token.scope.check(request) {
+            return Refusal(status: .forbidden, message: refused.message, field: refused.field, challenge: "Bearer realm=\"srvd\", error=\"insufficient_scope\"")
+        }
+        tokens.used(id)
+        return nil
+    }
+}
+
+/// Requires `Authorization: Bearer TOKEN` (RFC 6750 §2.1) with a token that may make the
+/// request; otherwise 401 or 403 (RFC 6750 §3.1) as JSON, and nothing runs. It runs after
+/// routing, so it judges the route and path parameters the handler will get.
+struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
+    let credentials: Credentials
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let scoped = Scopes.request(method: request.method, endpoint: context.endpointPath, parameters: context.parameters)
+        if let refusal = credentials.refusal(authorization: request.headers[.authorization], for: scoped) {
+            var response = JSONErrorMiddleware<Context>.response(status: refusal.status, ErrorBody(error: refusal.message, field: refusal.field))
+            response.headers[.wwwAuthenticate] = refusal.challenge
+            return response
         }
         return try await next(request, context)
-    }
-
-    static func unauthorized(_ message: String) -> HTTPError {
-        HTTPError(.unauthorized, headers: [.wwwAuthenticate: "Bearer realm=\"srvd\""], message: message)
     }
 }

@@ -33,14 +33,19 @@ public struct DiscoveryOptions: Sendable {
 /// token in the path is the capability; JSON bodies and errors as etcd writes them, with
 /// `X-Etcd-Index` on every answer.
 enum DiscoveryAPI {
-    static func add(to router: Router<BasicRequestContext>, v1: RouterGroup<BasicRequestContext>, registry: Registry, token: AdminToken, options: DiscoveryOptions, info: ServerInfo) {
+    static func add(
+        to router: Router<BasicRequestContext>, v1: RouterGroup<BasicRequestContext>, registry: Registry, credentials: Credentials, options: DiscoveryOptions,
+        info: ServerInfo
+    ) {
         router.get("new") { request, context in
             if !options.open {
-                // The same check as /v1's, answered in plain text as the rest of /new.
-                do {
-                    _ = try await BearerTokenMiddleware<BasicRequestContext>(token: token).handle(request, context: context) { _, _ in Response(status: .ok) }
-                } catch let e as HTTPError {
-                    return plain(e.status, (e.body ?? "unauthorized") + "; /new needs the admin bearer token unless srvd runs with --discovery-open")
+                // The same check as /v1's (the admin token, or a scoped token of role
+                // admin), answered in plain text as the rest of /new.
+                if let refusal = credentials.refusal(authorization: request.headers[.authorization], for: .other("GET /new")) {
+                    let hint = refusal.status == .unauthorized ? "; /new needs an admin bearer token unless srvd runs with --discovery-open" : ""
+                    var response = plain(refusal.status, refusal.message + hint)
+                    response.headers[.wwwAuthenticate] = refusal.challenge
+                    return response
                 }
             }
             let sizeText = request.uri.queryParameters.get("size") ?? "3"

@@ -42,7 +42,7 @@ public struct HistoryEntry: Sendable, Equatable {
 /// `commit` returns), through GRDB. Zone files are never written; this overlays them.
 public final class RegistrationStore: Sendable {
     public let path: String
-    private let pool: DatabasePool
+    let pool: DatabasePool
 
     /// Tells srvd's database apart from any other SQLite file (PRAGMA application_id).
     static let applicationID: Int32 = 0x7372_7664  // "srvd"
@@ -185,6 +185,8 @@ public final class RegistrationStore: Sendable {
                     );
                     """)
         }
+        // Scoped API tokens (`APITokenStore.swift`).
+        m.registerMigration("v6", migrate: createAPITokens)
         m.registerMigration("v7") { db in
             // Who set an RRset: the records API or an RFC 2136 UPDATE (listed as such).
             try db.execute(sql: "ALTER TABLE rrsets ADD COLUMN source TEXT NOT NULL DEFAULT 'api'")

@@ -20,7 +20,7 @@ struct Srvctl: AsyncParsableCommand {
               srvctl wait lab.example --members 3
             """,
         version: "0.1.0",
-        subcommands: [Status.self, Register.self, Deregister.self, Run.self, Members.self, Records.self, Wait.self, Verify.self, Discovery.self]
+        subcommands: [Status.self, Register.self, Deregister.self, Run.self, Members.self, Records.self, Wait.self, Verify.self, Discovery.self, Token.self]
     )
 }
 

@@ -261,6 +261,13 @@ struct Serve: AsyncParsableCommand {
             logger.critical("\(error)")
             throw ExitCode(74)
         }
+        let tokens: APITokens
+        do {
+            tokens = try APITokens(store: store, logger: logger)
+        } catch {
+            logger.critical("\(error)")
+            throw ExitCode(74)
+        }
         let reloader = ZoneReloader(directory: ZoneDirectory(path: zones), logger: logger, onFailure: { metrics.reloadFailed() }) {
             zones, generation in await registry.filesLoaded(zones, generation: generation)
         }
@@ -329,7 +336,7 @@ struct Serve: AsyncParsableCommand {
         }
         let api = Application(
             router: AdminAPI.router(
-                registry: registry, token: token, metrics: metrics, info: info,
+                registry: registry, token: token, tokens: tokens, metrics: metrics, info: info,
                 discovery: DiscoveryOptions(open: discoveryOpen, urlBase: discoveryURLBase, scheme: adminTLSCert == nil ? "http" : "https")),
             server: apiServer,
             configuration: ApplicationConfiguration(address: .hostname(admin.host, port: admin.port), serverName: "srvd"),

@@ -85,6 +85,14 @@ def test_srvctl_discovery_synopses_match_their_help(sub: str):
     assert set(OPTION.findall(lines[sub])) | API_OPTIONS == help_options(SRVCTL_BIN, "discovery", sub), f"srvctl discovery {sub}"
 
 
+@pytest.mark.parametrize("sub", ["create", "list", "revoke"])
+def test_srvctl_token_synopses_match_their_help(sub: str):
+    code = re.search(r"```\n(.*?)```", section("### srvctl\n"), flags=re.S).group(1)
+    lines = {line.split()[2]: line for line in code.splitlines() if line.startswith("srvctl token ")}
+    assert sub in lines, f"README's srvctl synopsis has no line for token {sub}"
+    assert set(OPTION.findall(lines[sub])) | API_OPTIONS == help_options(SRVCTL_BIN, "token", sub), f"srvctl token {sub}"
+
+
 def test_every_srvctl_command_is_in_the_readme():
     r = subprocess.run([SRVCTL_BIN, "--help"], capture_output=True, text=True, timeout=30)
     commands = re.findall(r"^\s{2}([a-z]+)\s", r.stdout.split("SUBCOMMANDS:", 1)[1], flags=re.M)

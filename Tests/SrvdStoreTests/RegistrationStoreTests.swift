@@ -166,3 +166,26 @@ func member(_ name: String, tls: Bool = false) -> Member {
         #expect(back.relativeName == "Apim2")
     }
 }
+
+/// Scoped API tokens in the store (migration v6): a row per token, the digest and never a
+/// secret.
+@Suite struct APITokenStoreTests {
+    @Test func tokensRoundTrip() throws {
+        let dir = tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let scope = try TokenScope(role: .member, zones: ["lab.example"], names: ["infra*"])
+        let t = APIToken(id: "0123456789abcdef", scope: scope, digest: Array(0..<32), created: Date(timeIntervalSince1970: 1_800_000_000.5))
+        do {
+            let store = try RegistrationStore(directory: dir)
+            try store.insertToken(t)
+            try store.insertToken(APIToken(id: "fedcba9876543210", scope: .admin, digest: Array(repeating: 1, count: 32), created: Date(timeIntervalSince1970: 1_800_000_001)))
+            try store.recordTokenUse(id: "0123456789abcdef", at: Date(timeIntervalSince1970: 1_800_000_100))
+            #expect(try store.deleteToken(id: "fedcba9876543210"))
+            #expect(try !store.deleteToken(id: "fedcba9876543210"))
+        }
+        let loaded = try RegistrationStore(directory: dir).loadTokens()
+        var expected = t
+        expected.lastUsed = Date(timeIntervalSince1970: 1_800_000_100)
+        #expect(loaded == [expected])
+    }
+}
