@@ -339,6 +339,22 @@ public struct Member: Sendable, Equatable {
         return out
     }
 
+    /// The records it publishes at `owner` alone, without building the others: at an SRV
+    /// owner every member of a cluster contributes, and a change recomputes that owner.
+    public func records(at owner: DNSName, into out: inout [ResourceRecord]) {
+        let host = target ?? name
+        if owner == serverOwner {
+            out.append(ResourceRecord(name: serverOwner, type: .srv, ttl: ttl, rdata: .srv(SRVData(priority: 0, weight: 0, port: peerPort, target: host))))
+        }
+        if owner == clientOwner, !critical {
+            out.append(ResourceRecord(name: clientOwner, type: .srv, ttl: ttl, rdata: .srv(SRVData(priority: 0, weight: 0, port: clientPort, target: host))))
+        }
+        if owner == name, target == nil {
+            for a in ipv4 { out.append(ResourceRecord(name: name, type: .a, ttl: ttl, rdata: .a(a))) }
+            for a in ipv6 { out.append(ResourceRecord(name: name, type: .aaaa, ttl: ttl, rdata: .aaaa(a))) }
+        }
+    }
+
     /// The spec as stored and returned: complete, with defaults filled in.
     public var spec: MemberSpec {
         MemberSpec(

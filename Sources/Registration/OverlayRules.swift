@@ -65,9 +65,7 @@ public enum OverlayRules {
         guard node?.rrset(.a) != nil || node?.rrset(.aaaa) != nil else {
             return "the target \(target) has no A or AAAA records in the zone"
         }
-        let memberAddresses = overlay.contributors(at: target).contains { c in
-            overlay.members[c.name]?.records.contains { $0.name == target } == true
-        }
+        let memberAddresses = overlay.contributors(at: target).contains { !$0.records.isEmpty }
         if memberAddresses {
             return "the target \(target) is a member's name; point at a name the zone file or the records API gives addresses"
         }
@@ -176,7 +174,7 @@ extension ZoneOverlay {
         var any = false
         for e in errors.errors {
             for owner in e.owners {
-                for (_, name) in contributors(at: owner) where !isParked(.member(name)) {
+                for (_, name, _) in contributors(at: owner) where !isParked(.member(name)) {
                     park(.member(name), because: e)
                     any = true
                 }

@@ -58,9 +58,13 @@ public struct ZoneOverlay: Sendable, Equatable {
     public var serial: UInt32?
     /// Stored items left out of the served zone, and why.
     public internal(set) var parked: [OverlayItem: ZoneError] = [:]
-    /// For each owner members publish at, those members in lower-cased wire order: kept
-    /// as members come and go, so a change in a zone of 100,000 members need not sort them.
-    private var contributors: [DNSName: [(key: [UInt8], name: DNSName)]] = [:]
+    /// For each owner members publish at, those members in lower-cased wire order, each
+    /// with its records there: kept as members come and go, so that a change in a zone of
+    /// 100,000 members neither sorts them nor rebuilds every member's records to serve the
+    /// SRV owner they share.
+    private var contributors: [DNSName: [Contribution]] = [:]
+
+    typealias Contribution = (key: [UInt8], name: DNSName, records: [ResourceRecord])
 
     public init(members: [DNSName: Member] = [:], rrsets: [RRSetKey: RRSet] = [:], serial: UInt32? = nil) {
         self.rrsets = rrsets
@@ -79,8 +83,10 @@ public struct ZoneOverlay: Sendable, Equatable {
         parked[.member(m.name)] = nil
         let key = m.name.lowercasedWire
         for owner in Set([m.name, m.serverOwner, m.clientOwner]) {
+            var records: [ResourceRecord] = []
+            m.records(at: owner, into: &records)
             var list = contributors[owner, default: []]
-            list.insert((key, m.name), at: Self.position(of: key, in: list))
+            list.insert((key, m.name, records), at: Self.position(of: key, in: list))
             contributors[owner] = list
         }
     }
@@ -131,12 +137,12 @@ public struct ZoneOverlay: Sendable, Equatable {
     }
 
     /// The members with records at `owner`, served or parked, in wire order.
-    func contributors(at owner: DNSName) -> [(key: [UInt8], name: DNSName)] {
+    func contributors(at owner: DNSName) -> [Contribution] {
         contributors[owner] ?? []
     }
 
     /// Binary search: the first index whose key is not before `key`.
-    private static func position(of key: [UInt8], in list: [(key: [UInt8], name: DNSName)]) -> Int {
+    private static func position(of key: [UInt8], in list: [Contribution]) -> Int {
         var low = 0
         var high = list.count
         while low < high {
@@ -150,9 +156,9 @@ public struct ZoneOverlay: Sendable, Equatable {
     /// through the per-owner index, so asking costs the members at that owner, not the zone.
     public func publishers(of key: RRSetKey, limit: Int = .max) -> [DNSName] {
         var out: [DNSName] = []
-        for (_, name) in contributors[key.owner] ?? [] where out.count < limit {
-            guard let m = members[name], !isParked(.member(name)) else { continue }
-            if m.records.contains(where: { $0.name == key.owner && $0.type == key.type }) { out.append(name) }
+        for c in contributors[key.owner] ?? [] where out.count < limit {
+            guard !isParked(.member(c.name)) else { continue }
+            if c.records.contains(where: { $0.type == key.type }) { out.append(c.name) }
         }
         return out
     }
@@ -192,18 +198,28 @@ public struct ZoneOverlay: Sendable, Equatable {
         // ones through a set the file zone keeps.
         let base = sets
         let fromFile = Set(base.map(\.type)).filter { activeRRSet(RRSetKey(owner: owner, type: $0)) == nil }
-        // Members in the order `apply(to:)` adds them.
-        for (_, name) in contributors[owner] ?? [] where !isParked(.member(name)) {
-            for rr in members[name]!.records where rr.name == owner {
+        // Members in the order `apply(to:)` adds them; each adds only its records at this
+        // owner, gathered per type and appended once (an SRV owner has every member of a
+        // cluster, and is recomputed on each change).
+        var gathered: [(type: RRType, ttl: UInt32, rdatas: [RData])] = []
+        let anyParked = !parked.isEmpty
+        for c in contributors[owner] ?? [] where !anyParked || !isParked(.member(c.name)) {
+            for rr in c.records {
                 if let existing = base.first(where: { $0.type == rr.type })?.rdatas {
                     let repeated = existing.count > 32 && fromFile.contains(rr.type)
                         ? file.rdataSet(at: owner, type: rr.type).contains(rr.rdata)
                         : existing.contains(rr.rdata)
                     if repeated { continue }
                 }
-                append(rr.type, rr.ttl, [rr.rdata])
+                if let i = gathered.firstIndex(where: { $0.type == rr.type }) {
+                    gathered[i].ttl = min(gathered[i].ttl, rr.ttl)
+                    gathered[i].rdatas.append(rr.rdata)
+                } else {
+                    gathered.append((rr.type, rr.ttl, [rr.rdata]))
+                }
             }
         }
+        for g in gathered { append(g.type, g.ttl, g.rdatas) }
         return sets
     }
 

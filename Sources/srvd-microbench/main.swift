@@ -1,13 +1,45 @@
 // Runs the responder in a loop on the benchmark's query mix, without sockets, to profile
 // the per-query path (valgrind --tool=callgrind) and report its cost:
 //   srvd-microbench [ZONES_DIR] [QUERIES]
+// or plans and applies registrations in a zone that has N members already, without the
+// store, to see what a change costs as the zone grows (issue 16; perf record it):
+//   srvd-microbench registrations N [CHANGES]
 import DNSResponder
+import Registration
 import ZoneSource
 import DNSWire
 import DNSZone
 import Dispatch
+import Foundation
 
 let args = CommandLine.arguments
+if args.count > 1, args[1] == "registrations" {
+    let members = args.count > 2 ? Int(args[2])! : 100_000
+    let changes = args.count > 3 ? Int(args[3])! : 200
+    let file = try ZoneFileLoader.loadZone(
+        text: "$TTL 30\n@ SOA ns1 hostmaster 1 3600 900 604800 30\n@ NS ns1\nns1 A 127.0.0.1\n", origin: try DNSName("lab.example."), defaultTTL: 30)
+    var state = RegistryState(overlays: [:])
+    _ = state.filesLoaded([file])
+    func address(_ i: Int) -> String { "10.\((i >> 16) & 255).\((i >> 8) & 255).\(i & 255)" }
+    var t = DispatchTime.now().uptimeNanoseconds
+    for i in 0..<members {
+        let (_, _, plan) = try state.putMember(zone: "lab.example", name: "m\(i)", spec: MemberSpec(addresses: [address(i)]))
+        state.apply(plan!)
+        if i + 1 == 1000 || i + 1 == members {
+            let now = DispatchTime.now().uptimeNanoseconds
+            print("\(i + 1) members registered")
+            t = now
+        }
+    }
+    t = DispatchTime.now().uptimeNanoseconds
+    for j in 0..<changes {
+        let (_, _, plan) = try state.putMember(zone: "lab.example", name: "x\(j)", spec: MemberSpec(addresses: [address(members + j)]))
+        state.apply(plan!)
+    }
+    let per = Double(DispatchTime.now().uptimeNanoseconds - t) / Double(changes) / 1000
+    print("\(changes) registrations at \(members) members: \(Int(per)) µs each (plan + apply, no store)")
+    exit(0)
+}
 let zonesDir = args.count > 1 ? args[1] : "zones"
 let count = args.count > 2 ? Int(args[2])! : 1_000_000
 
