@@ -185,10 +185,6 @@ public enum DiscoveryKeys {
         return s.utf8.allSatisfy { ($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || $0 == 45 || $0 == 46 || $0 == 95 }
     }
 
-    /// A token as srvd makes them: 32 lowercase hex characters.
-    public static func isToken(_ s: String) -> Bool {
-        s.utf8.count == 32 && s.utf8.allSatisfy { ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }
-    }
 }
 
 /// A member's value, `name=peerURL[,name=peerURL...]`, read as etcd reads it

@@ -329,13 +329,7 @@ public struct Member: Sendable, Equatable {
     /// Everything the member publishes, in one list: its addresses and its two SRV records.
     public var records: [ResourceRecord] {
         var out: [ResourceRecord] = []
-        for a in ipv4 { out.append(ResourceRecord(name: name, type: .a, ttl: ttl, rdata: .a(a))) }
-        for a in ipv6 { out.append(ResourceRecord(name: name, type: .aaaa, ttl: ttl, rdata: .aaaa(a))) }
-        let host = target ?? name
-        out.append(ResourceRecord(name: serverOwner, type: .srv, ttl: ttl, rdata: .srv(SRVData(priority: 0, weight: 0, port: peerPort, target: host))))
-        if !critical {
-            out.append(ResourceRecord(name: clientOwner, type: .srv, ttl: ttl, rdata: .srv(SRVData(priority: 0, weight: 0, port: clientPort, target: host))))
-        }
+        for owner in [name, serverOwner, clientOwner] { records(at: owner, into: &out) }
         return out
     }
 

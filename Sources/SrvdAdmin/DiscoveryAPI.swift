@@ -122,8 +122,9 @@ enum DiscoveryAPI {
         var modifiedIndex: UInt64
         var createdIndex: UInt64
 
-        init(_ dir: DiscoveryDirectory, _ n: DiscoveryNode, value: Bool = true) {
-            key = dir.path(of: n.key)
+        /// `directory`: the token's path, `/discovery/<token>`.
+        init(_ directory: String, _ n: DiscoveryNode, value: Bool = true) {
+            key = directory + "/" + n.key
             self.value = value ? n.value : nil
             modifiedIndex = n.modifiedIndex
             createdIndex = n.createdIndex
@@ -161,7 +162,8 @@ enum DiscoveryAPI {
     static func keys(_ method: HTTPRequest.Method, _ request: Request, _ context: BasicRequestContext, _ registry: Registry) async -> Response {
         let token = context.parameters.get("token") ?? ""
         let rest = context.parameters.getCatchAll().joined(separator: "/")
-        let path = DiscoveryKeys.prefix + token + (rest.isEmpty ? "" : "/" + rest)
+        let dir = DiscoveryKeys.prefix + token
+        let path = dir + (rest.isEmpty ? "" : "/" + rest)
         do {
             switch method {
             case .put:
@@ -178,12 +180,10 @@ enum DiscoveryAPI {
                 default: throw KeysError.invalidValue("invalid value for prevExist")
                 }
                 let (r, index) = try await registry.discoveryPut(token: token, rest: rest, value: form["value"] ?? "", prevExist: prevExist)
-                let dir = try await registry.discoveryRead(token: token, key: path).0
                 return answer(
                     Answer(action: r.action, node: Node(dir, r.node), prevNode: r.prevNode.map { Node(dir, $0) }),
                     status: r.created ? .created : .ok, index: index)
             case .delete:
-                let (dir, _) = try await registry.discoveryRead(token: token, key: path)
                 let (r, index) = try await registry.discoveryDelete(token: token, rest: rest)
                 return answer(Answer(action: "delete", node: Node(dir, r.node, value: false), prevNode: r.prevNode.map { Node(dir, $0) }), status: .ok, index: index)
             default:
@@ -205,7 +205,7 @@ enum DiscoveryAPI {
                 guard let n = UInt64(text) else { throw KeysError.indexNaN("Watch") }
                 waitIndex = n
             }
-            let (dir, _) = try await registry.discoveryRead(token: token, key: path)
+            let (directory, _) = try await registry.discoveryRead(token: token, key: path)
             let key: String?
             switch target {
             case .directory: key = nil
@@ -213,7 +213,7 @@ enum DiscoveryAPI {
             case .size, .config:
                 // Never an event: the size is fixed when the token is made.
                 key = "_config"
-            case .other: throw RegistryState.missing(dir, rest)
+            case .other: throw RegistryState.missing(directory, rest)
             }
             let (node, index) = try await registry.discoveryWait(token: token, key: key, path: path, waitIndex: waitIndex)
             guard let node else {
@@ -223,13 +223,13 @@ enum DiscoveryAPI {
                 return Response(status: .ok, headers: headers, body: .init())
             }
             let created = DiscoveryNode(key: node.key, value: node.value, createdIndex: node.createdIndex, modifiedIndex: node.createdIndex)
-            return answer(Answer(action: node.createdBy, node: Node(dir, created)), status: .ok, index: index)
+            return answer(Answer(action: node.createdBy, node: Node(directory.path, created)), status: .ok, index: index)
         }
         let (dir, index) = try await registry.discoveryRead(token: token, key: path)
         let size = Node(key: dir.path + "/_config/size", value: "\(dir.config.size)", index: dir.configIndex)
         switch target {
         case .directory:
-            var nodes = dir.ordered.map { Node(dir, $0) }
+            var nodes = dir.ordered.map { Node(dir.path, $0) }
             if q.get("sorted") == "true" { nodes.sort { $0.key < $1.key } }
             return answer(Answer(action: "get", node: Node(key: dir.path, dir: true, nodes: nodes.isEmpty ? nil : nodes, index: dir.configIndex)), status: .ok, index: index)
         case .config:
@@ -238,7 +238,7 @@ enum DiscoveryAPI {
             return answer(Answer(action: "get", node: size), status: .ok, index: index)
         case .member(let k):
             guard let n = dir.nodes[k] else { throw KeysError.keyNotFound(path) }
-            return answer(Answer(action: "get", node: Node(dir, n)), status: .ok, index: index)
+            return answer(Answer(action: "get", node: Node(dir.path, n)), status: .ok, index: index)
         case .other:
             throw RegistryState.missing(dir, rest)
         }

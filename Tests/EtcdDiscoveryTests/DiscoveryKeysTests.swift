@@ -31,8 +31,6 @@ import Testing
         #expect(DiscoveryKeys.target("_hidden") == .other)
         #expect(DiscoveryKeys.target("a/b") == .other)
         #expect(DiscoveryKeys.target("..") == .other)
-        #expect(DiscoveryKeys.isToken("0123456789abcdef0123456789abcdef"))
-        #expect(!DiscoveryKeys.isToken("0123456789ABCDEF0123456789abcdef"))
     }
 
     @Test func theFirstSizeByCreatedIndexAreAdmittedAndOnlyCreationsAreEvents() {
