@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
     ],
     targets: [
         // libldns, found through pkg-config; only DNSZone's loader talks to it.
@@ -32,7 +33,12 @@ let package = Package(
         // zones or sockets.
         .target(name: "DNSWire"),
         // Layer 2: zone model, loading (via ldns) and lookup.
-        .target(name: "DNSZone", dependencies: ["DNSWire", "CLDNS"]),
+        // Its name table is a persistent hash trie (HashTreeCollections' TreeDictionary), so
+        // a changed zone shares what it did not change with the one being served.
+        .target(
+            name: "DNSZone",
+            dependencies: ["DNSWire", "CLDNS", .product(name: "HashTreeCollections", package: "swift-collections")]
+        ),
         // Layer 3: query bytes in, response bytes out, and the snapshot being served. No I/O.
         .target(name: "DNSResponder", dependencies: ["DNSWire", "DNSZone"]),
         // Zone transfers (AXFR, IXFR), NOTIFY and TSIG: messages only, no sockets.
@@ -81,7 +87,10 @@ let package = Package(
         .target(name: "EtcdDiscovery", dependencies: ["DNSWire"]),
         // Member registration, pure: members, the overlay of stored data on a file zone, the
         // member rules, and `RegistryState`, which checks and plans every change.
-        .target(name: "Registration", dependencies: ["DNSWire", "DNSZone", "EtcdDiscovery"]),
+        .target(
+            name: "Registration",
+            dependencies: ["DNSWire", "DNSZone", "EtcdDiscovery", .product(name: "HashTreeCollections", package: "swift-collections")]
+        ),
         // Durable store for dynamic records and their change history (SQLite WAL via GRDB).
         .target(
             name: "SrvdStore",

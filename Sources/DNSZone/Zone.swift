@@ -1,4 +1,5 @@
 import DNSWire
+import HashTreeCollections
 import Synchronization
 
 /// All records of one owner, type and class (RFC 2181 §5).
@@ -6,13 +7,17 @@ public struct RRSet: Hashable, Sendable {
     public var name: DNSName
     public var type: RRType
     public var ttl: UInt32
-    public var rdatas: [RData]
+    public var rdatas: RDataList
 
-    public init(name: DNSName, type: RRType, ttl: UInt32, rdatas: [RData]) {
+    public init(name: DNSName, type: RRType, ttl: UInt32, rdatas: RDataList) {
         self.name = name
         self.type = type
         self.ttl = ttl
         self.rdatas = rdatas
+    }
+
+    public init(name: DNSName, type: RRType, ttl: UInt32, rdatas: [RData]) {
+        self.init(name: name, type: type, ttl: ttl, rdatas: RDataList(rdatas))
     }
 
     public var records: [ResourceRecord] {
@@ -35,6 +40,10 @@ public struct Node: Sendable {
     /// Nodes directly below this one. Kept so that removing a name, or asking whether a
     /// DNAME has anything below it, looks at one node instead of every name in the zone.
     public internal(set) var childCount: Int = 0
+    /// When the name first got data, counting from the apex's 0: the owner order of
+    /// listings and transfers, kept in the node so that no table of every owner in order
+    /// is copied when a change adds one.
+    public internal(set) var sequence: Int = 0
 
     public init(name: DNSName, rrsets: [RRSet] = []) {
         self.name = name
@@ -72,9 +81,12 @@ public final class Zone: Sendable {
     /// The apex NS RRset (required, RFC 1034 §4.2.1).
     public let apexNS: RRSet
     /// Every owner name, plus every empty non-terminal between an owner and the apex.
-    public let nodes: [DNSName: Node]
-    /// Owners in the order first seen, for listings and transfers.
-    public let ownerOrder: [DNSName]
+    /// A persistent map (a hash trie): a patched zone shares every node it does not
+    /// change with the zone it came from, so a change at 100,000 members copies a few
+    /// trie nodes, not a table of 100,000 names.
+    public let nodes: TreeDictionary<DNSName, Node>
+    /// The sequence number the next owner to get data takes.
+    let nextSequence: Int
     /// The TTL of negative answers: min(SOA TTL, SOA MINIMUM) (RFC 2308 §5).
     public let negativeTTL: UInt32
     /// Warnings raised while building (data accepted but worth a look).
@@ -86,6 +98,11 @@ public final class Zone: Sendable {
         var owner: DNSName
         var type: RRType
     }
+    /// Unique to this zone value for the life of the process (addresses are reused):
+    /// what the overlay's cached member records were checked against.
+    public let generation: UInt64
+    private static let generations = Atomic<UInt64>(0)
+
     /// The TTL for new records that name none: the zone file's `$TTL` (RFC 2308 §4).
     public let defaultTTL: UInt32
 
@@ -94,22 +111,31 @@ public final class Zone: Sendable {
     public let recordCount: Int
 
     fileprivate init(
-        origin: DNSName, soa: SOAData, soaTTL: UInt32, apexNS: RRSet, nodes: [DNSName: Node], ownerOrder: [DNSName],
+        origin: DNSName, soa: SOAData, soaTTL: UInt32, apexNS: RRSet, nodes: TreeDictionary<DNSName, Node>, nextSequence: Int,
         warnings: [ZoneError], defaultTTL: UInt32, recordCount: Int? = nil
     ) {
         self.recordCount = recordCount ?? nodes.values.reduce(0) { $0 + $1.recordCount }
+        self.generation = Self.generations.add(1, ordering: .relaxed).newValue
         self.origin = origin
         self.soa = soa
         self.soaTTL = soaTTL
         self.apexNS = apexNS
         self.nodes = nodes
-        self.ownerOrder = ownerOrder
+        self.nextSequence = nextSequence
         self.negativeTTL = min(soaTTL, soa.minimum)
         self.warnings = warnings
         self.defaultTTL = defaultTTL
     }
 
     public var serial: UInt32 { soa.serial }
+
+    /// Owners (names with data) in the order first seen, for listings and transfers: a
+    /// sort of the nodes by `sequence`, as often as a listing or a transfer is made.
+    public var ownerOrder: [DNSName] { Self.ownerOrder(nodes, origin: origin) }
+
+    static func ownerOrder(_ nodes: TreeDictionary<DNSName, Node>, origin: DNSName) -> [DNSName] {
+        nodes.values.lazy.filter { !$0.rrsets.isEmpty || $0.name == origin }.map { ($0.sequence, $0.name) }.sorted { $0.0 < $1.0 }.map(\.1)
+    }
 
     /// The RDATA of one RRset as a set, for membership tests against RRsets of any size;
     /// made once per zone and kept.
@@ -171,6 +197,8 @@ public final class Zone: Sendable {
 public struct ZoneBuilder: Sendable {
     public let origin: DNSName
     public let defaultTTL: UInt32
+    /// A plain dictionary while building (a hash table takes the 300,000 updates of a
+    /// large file faster than the trie), made the zone's persistent map once at the end.
     private var nodes: [DNSName: Node] = [:]
     private var order: [DNSName] = []
     /// Where each RRset was first seen, and in which order, for whole-zone errors: they
@@ -244,7 +272,10 @@ public struct ZoneBuilder: Sendable {
         } else {
             // A name joins the owner order with its first data, also when it existed
             // before as an empty non-terminal (a child was written first).
-            if node.rrsets.isEmpty, rr.name != origin { order.append(rr.name) }
+            if node.rrsets.isEmpty, rr.name != origin {
+                node.sequence = order.count
+                order.append(rr.name)
+            }
             node.rrsets.append(RRSet(name: rr.name, type: rr.type, ttl: rr.ttl, rdatas: [rr.rdata]))
             let key = RRKey(name: rr.name, type: rr.type)
             locations[key] = location
@@ -297,12 +328,21 @@ public struct ZoneBuilder: Sendable {
             throw ZoneErrors([ZoneError("zone \(origin) is incomplete")])
         }
         return Zone(
-            origin: origin, soa: soa, soaTTL: soaSet.ttl, apexNS: nsSet, nodes: nodes, ownerOrder: order,
+            origin: origin, soa: soa, soaTTL: soaSet.ttl, apexNS: nsSet, nodes: TreeDictionary(nodes), nextSequence: order.count,
             warnings: warnings, defaultTTL: defaultTTL)
     }
 }
 
-extension Dictionary where Key == DNSName, Value == Node {
+/// The name tables nodes live in: the builder's dictionary and the zone's persistent map,
+/// so that both keep empty non-terminals by the one rule below.
+protocol NodeTable {
+    subscript(name: DNSName) -> Node? { get set }
+}
+
+extension Dictionary: NodeTable where Key == DNSName, Value == Node {}
+extension TreeDictionary: NodeTable where Key == DNSName, Value == Node {}
+
+extension NodeTable {
     /// Makes `name` a node if it is not one, and its ancestors up to the apex empty
     /// non-terminals (RFC 8020 §2), keeping child counts.
     mutating func ensureNode(_ name: DNSName, origin: DNSName) {
@@ -346,10 +386,7 @@ extension Zone {
         // are empty non-terminals, which hold none.
         var count = recordCount
         for owner in replacements.keys { count -= nodes[owner]?.recordCount ?? 0 }
-        var order = ownerOrder
-        /// Names that no longer have data: out of the owner order (empty non-terminals are
-        /// never in it).
-        var dataless = Set<DNSName>()
+        var sequence = nextSequence
         var errors: [ZoneError] = []
         for (owner, sets) in replacements {
             var kept: [RRSet] = []
@@ -369,22 +406,23 @@ extension Zone {
             }
             if kept.isEmpty {
                 guard nodes[owner] != nil else { continue }
-                if !nodes[owner]!.rrsets.isEmpty { dataless.insert(owner) }
                 nodes[owner]!.rrsets = []
                 nodes.pruneEmpty(from: owner, origin: origin)
                 continue
             }
             nodes.ensureNode(owner, origin: origin)
-            if nodes[owner]!.rrsets.isEmpty { order.append(owner) }
+            if nodes[owner]!.rrsets.isEmpty {
+                nodes[owner]!.sequence = sequence
+                sequence += 1
+            }
             nodes[owner]!.rrsets = kept
         }
-        if !dataless.isEmpty { order.removeAll { dataless.contains($0) } }
         for owner in replacements.keys {
             guard let node = nodes[owner] else { continue }
             errors += ZoneRules.check(owner: owner, rrsets: node.rrsets, origin: origin)
             if let e = ZoneRules.checkDNAMELeaf(
                 owner: owner, rrsets: node.rrsets, hasDescendants: node.childCount > 0,
-                firstDescendant: { order.first { $0 != owner && $0.isSubdomain(of: owner) } })
+                firstDescendant: { Self.ownerOrder(nodes, origin: self.origin).first { $0 != owner && $0.isSubdomain(of: owner) } })
             {
                 errors.append(e)
             }
@@ -402,7 +440,7 @@ extension Zone {
         nodes[origin]!.rrsets = apex.rrsets.map { $0.type == .soa ? RRSet(name: origin, type: .soa, ttl: soaTTL, rdatas: [.soa(soa)]) : $0 }
         for owner in replacements.keys { count += nodes[owner]?.recordCount ?? 0 }
         return Zone(
-            origin: origin, soa: soa, soaTTL: soaTTL, apexNS: apexNS, nodes: nodes, ownerOrder: order,
+            origin: origin, soa: soa, soaTTL: soaTTL, apexNS: apexNS, nodes: nodes, nextSequence: sequence,
             warnings: warnings, defaultTTL: defaultTTL, recordCount: count)
     }
 }

@@ -1,4 +1,5 @@
 import DNSWire
+import HashTreeCollections
 
 /// Which rule some data breaks. Every rule a zone's data must follow has one kind here and
 /// one check in `ZoneRules` (or, for the rules about registered members, in the
@@ -151,7 +152,7 @@ public enum ZoneRules {
     }
 
     /// The same rule seen from below: data at `owner` under an ancestor that holds a DNAME.
-    public static func checkUnderDNAME(owner: DNSName, origin: DNSName, nodes: [DNSName: Node]) -> ZoneError? {
+    public static func checkUnderDNAME(owner: DNSName, origin: DNSName, nodes: TreeDictionary<DNSName, Node>) -> ZoneError? {
         var n = owner.parent
         while let cur = n, cur.isSubdomain(of: origin) {
             if let node = nodes[cur], node.rrset(.dname) != nil {

@@ -1,10 +1,6 @@
 import DNSWire
 import DNSZone
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import HashTreeCollections
 
 /// Identifies one RRset in a zone.
 public struct RRSetKey: Hashable, Sendable, Comparable, CustomStringConvertible {
@@ -49,7 +45,9 @@ public enum OverlayItem: Hashable, Sendable, CustomStringConvertible {
 /// they were stored) are *parked*: kept, listed and deletable, but not served, each with
 /// the rule it breaks. Everything else is served.
 public struct ZoneOverlay: Sendable, Equatable {
-    public private(set) var members: [DNSName: Member] = [:]
+    /// Persistent, like the zone's name table: the plan of a change is a copy of the
+    /// overlay, and a copy shares every member it does not change.
+    public private(set) var members: TreeDictionary<DNSName, Member> = [:]
     public var rrsets: [RRSetKey: RRSet] = [:]
     /// The stored RRsets an RFC 2136 UPDATE set, rather than the records API.
     public var updated: Set<RRSetKey> = []
@@ -62,9 +60,7 @@ public struct ZoneOverlay: Sendable, Equatable {
     /// with its records there: kept as members come and go, so that a change in a zone of
     /// 100,000 members neither sorts them nor rebuilds every member's records to serve the
     /// SRV owner they share.
-    private var contributors: [DNSName: [Contribution]] = [:]
-
-    typealias Contribution = (key: [UInt8], name: DNSName, records: [ResourceRecord])
+    private var contributors: TreeDictionary<DNSName, ContributorList> = [:]
 
     public init(members: [DNSName: Member] = [:], rrsets: [RRSetKey: RRSet] = [:], serial: UInt32? = nil) {
         self.rrsets = rrsets
@@ -85,9 +81,7 @@ public struct ZoneOverlay: Sendable, Equatable {
         for owner in Set([m.name, m.serverOwner, m.clientOwner]) {
             var records: [ResourceRecord] = []
             m.records(at: owner, into: &records)
-            var list = contributors[owner, default: []]
-            list.insert((key, m.name, records), at: Self.position(of: key, in: list))
-            contributors[owner] = list
+            contributors[owner, default: ContributorList()].insert((key, m.name, records))
         }
     }
 
@@ -129,34 +123,22 @@ public struct ZoneOverlay: Sendable, Equatable {
     private mutating func unindex(_ m: Member) {
         let key = m.name.lowercasedWire
         for owner in Set([m.name, m.serverOwner, m.clientOwner]) {
-            guard var list = contributors[owner] else { continue }
-            let i = Self.position(of: key, in: list)
-            if i < list.count, list[i].key == key { list.remove(at: i) }
-            contributors[owner] = list.isEmpty ? nil : list
+            guard contributors[owner] != nil else { continue }
+            contributors[owner]!.remove(key)
+            if contributors[owner]!.isEmpty { contributors[owner] = nil }
         }
     }
 
     /// The members with records at `owner`, served or parked, in wire order.
     func contributors(at owner: DNSName) -> [Contribution] {
-        contributors[owner] ?? []
-    }
-
-    /// Binary search: the first index whose key is not before `key`.
-    private static func position(of key: [UInt8], in list: [Contribution]) -> Int {
-        var low = 0
-        var high = list.count
-        while low < high {
-            let mid = (low + high) / 2
-            if list[mid].key.lexicographicallyPrecedes(key) { low = mid + 1 } else { high = mid }
-        }
-        return low
+        Array(contributors[owner]?.entries ?? ContributorList().entries)
     }
 
     /// The served members that publish records into the RRset `key`, in wire order. Found
     /// through the per-owner index, so asking costs the members at that owner, not the zone.
     public func publishers(of key: RRSetKey, limit: Int = .max) -> [DNSName] {
         var out: [DNSName] = []
-        for c in contributors[key.owner] ?? [] where out.count < limit {
+        for c in contributors[key.owner]?.entries ?? ContributorList().entries where out.count < limit {
             guard !isParked(.member(c.name)) else { continue }
             if c.records.contains(where: { $0.type == key.type }) { out.append(c.name) }
         }
@@ -179,7 +161,7 @@ public struct ZoneOverlay: Sendable, Equatable {
         // meet in one RRset (an API RRset replaces the file's), and each member's records
         // carry its own name, so only a member record can repeat one, and only a file or
         // API record. That check is a scan, or a set when both sides are large.
-        func append(_ type: RRType, _ ttl: UInt32, _ rdatas: [RData]) {
+        func append(_ type: RRType, _ ttl: UInt32, _ rdatas: RDataList) {
             if let i = sets.firstIndex(where: { $0.type == type }) {
                 sets[i].ttl = min(sets[i].ttl, ttl)
                 sets[i].rdatas += rdatas
@@ -194,28 +176,58 @@ public struct ZoneOverlay: Sendable, Equatable {
         for (key, set) in rrsets.sorted(by: { $0.key < $1.key }) where key.owner == owner && !set.rdatas.isEmpty && !isParked(.rrset(key)) {
             append(set.type, set.ttl, set.rdatas)
         }
-        // What member records are checked against: small RRsets by a scan, the file's large
-        // ones through a set the file zone keeps.
-        let base = sets
-        let fromFile = Set(base.map(\.type)).filter { activeRRSet(RRSetKey(owner: owner, type: $0)) == nil }
-        // Members in the order `apply(to:)` adds them; each adds only its records at this
-        // owner, gathered per type and appended once (an SRV owner has every member of a
-        // cluster, and is recomputed on each change).
-        var gathered: [(type: RRType, ttl: UInt32, rdatas: [RData])] = []
-        let anyParked = !parked.isEmpty
-        for c in contributors[owner] ?? [] where !anyParked || !isParked(.member(c.name)) {
-            for rr in c.records {
-                if let existing = base.first(where: { $0.type == rr.type })?.rdatas {
-                    let repeated = existing.count > 32 && fromFile.contains(rr.type)
-                        ? file.rdataSet(at: owner, type: rr.type).contains(rr.rdata)
-                        : existing.contains(rr.rdata)
-                    if repeated { continue }
+        // What member records are checked against: the file's RRset of the type, through
+        // what each member chunk keeps checked against this file zone, or an API RRset,
+        // by a scan.
+        var fromAPI: [RRType: RDataList] = [:]
+        var fromFile = Set<RRType>()
+        for set in sets {
+            if activeRRSet(RRSetKey(owner: owner, type: set.type)) != nil { fromAPI[set.type] = set.rdatas } else { fromFile.insert(set.type) }
+        }
+        // Members in the order `apply(to:)` adds them, chunk by chunk: a chunk's records
+        // are joined as the arrays it keeps, shared with the version served now, so an SRV
+        // owner of 100,000 members costs its chunks, not its records.
+        var gathered: [(type: RRType, ttl: UInt32, rdatas: RDataList)] = []
+        func gather(_ type: RRType, _ ttl: UInt32, _ rdatas: [RData]) {
+            guard !rdatas.isEmpty else { return }
+            if let i = gathered.firstIndex(where: { $0.type == type }) {
+                gathered[i].ttl = min(gathered[i].ttl, ttl)
+                gathered[i].rdatas.append(sharing: rdatas)
+            } else {
+                var list = RDataList()
+                list.append(sharing: rdatas)
+                gathered.append((type, ttl, list))
+            }
+        }
+        // The SRV records of members with a target, which two such members may share.
+        var targeted = Set<RData>()
+        for chunk in contributors[owner]?.chunks ?? [] {
+            if !parked.isEmpty || !fromAPI.isEmpty || chunk.hasTargeted {
+                // Parked members left out, API records checked, shared targets once:
+                // member by member.
+                var kept: [(type: RRType, ttl: UInt32, rdatas: [RData])] = []
+                for c in chunk.entries where !isParked(.member(c.name)) {
+                    for rr in c.records {
+                        if let api = fromAPI[rr.type], api.contains(rr.rdata) { continue }
+                        if fromFile.contains(rr.type), file.rdataSet(at: owner, type: rr.type).contains(rr.rdata) { continue }
+                        if ContributorList.Chunk.isTargeted(rr, of: c.name), !targeted.insert(rr.rdata).inserted { continue }
+                        if let i = kept.firstIndex(where: { $0.type == rr.type }) {
+                            kept[i].ttl = min(kept[i].ttl, rr.ttl)
+                            kept[i].rdatas.append(rr.rdata)
+                        } else {
+                            kept.append((rr.type, rr.ttl, [rr.rdata]))
+                        }
+                    }
                 }
-                if let i = gathered.firstIndex(where: { $0.type == rr.type }) {
-                    gathered[i].ttl = min(gathered[i].ttl, rr.ttl)
-                    gathered[i].rdatas.append(rr.rdata)
+                for k in kept { gather(k.type, k.ttl, k.rdatas) }
+                continue
+            }
+            for part in chunk.byType {
+                if fromFile.contains(part.type) {
+                    let kept = chunk.checked(part.type, against: file, at: owner)
+                    gather(part.type, kept.ttl, kept.rdatas)
                 } else {
-                    gathered.append((rr.type, rr.ttl, [rr.rdata]))
+                    gather(part.type, part.ttl, part.rdatas)
                 }
             }
         }
@@ -259,29 +271,6 @@ public struct ZoneOverlay: Sendable, Equatable {
 /// two record lists share a long prefix and suffix (both versions list records in the same
 /// order), and only what is between needs comparing. A change in an SRV RRset of 100,000
 /// members then costs a pass of equality tests, not two sets of 100,000 records.
-/// The part of two record lists between their common prefix and suffix: `old[start..<endOld]`
-/// became `new[start..<endNew]`. The records outside it were copied from one snapshot to
-/// the next, so their bits are identical, and comparing bits settles them without `==`
-/// (which retains and releases every payload); only bits that differ go to `==`.
-func changedRange(_ old: [RData], _ new: [RData]) -> (start: Int, endOld: Int, endNew: Int) {
-    old.withUnsafeBufferPointer { o in
-        new.withUnsafeBufferPointer { n in
-            func same(_ i: Int, _ j: Int) -> Bool {
-                memcmp(o.baseAddress! + i, n.baseAddress! + j, MemoryLayout<RData>.size) == 0 || o[i] == n[j]
-            }
-            var start = 0
-            while start < o.count, start < n.count, same(start, start) { start += 1 }
-            var endOld = o.count
-            var endNew = n.count
-            while endOld > start, endNew > start, same(endOld - 1, endNew - 1) {
-                endOld -= 1
-                endNew -= 1
-            }
-            return (start, endOld, endNew)
-        }
-    }
-}
-
 public func zoneDifference(from old: Zone?, to new: Zone, owners: [DNSName]) -> (removed: [ResourceRecord], added: [ResourceRecord]) {
     var removed: [ResourceRecord] = []
     var added: [ResourceRecord] = []
@@ -297,7 +286,7 @@ public func zoneDifference(from old: Zone?, to new: Zone, owners: [DNSName]) -> 
                 added += a?.records ?? []
                 continue
             }
-            let (start, endB, endA) = changedRange(b.rdatas, a.rdatas)
+            let (start, endB, endA) = RDataList.changedRange(b.rdatas, a.rdatas)
             let middleB = Set(b.rdatas[start..<endB])
             let middleA = Set(a.rdatas[start..<endA])
             for r in b.rdatas[start..<endB] where !middleA.contains(r) {

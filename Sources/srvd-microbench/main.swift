@@ -4,6 +4,8 @@
 // or plans and applies registrations in a zone that has N members already, without the
 // store, to see what a change costs as the zone grows (issue 16; perf record it):
 //   srvd-microbench registrations N [CHANGES]
+// or the same with the N members in the zone file, as `bench/run --scale` loads them:
+//   srvd-microbench registrations-file N [CHANGES]
 import DNSResponder
 import Registration
 import ZoneSource
@@ -13,16 +15,26 @@ import Dispatch
 import Foundation
 
 let args = CommandLine.arguments
-if args.count > 1, args[1] == "registrations" {
+if args.count > 1, args[1] == "registrations" || args[1] == "registrations-file" {
     let members = args.count > 2 ? Int(args[2])! : 100_000
     let changes = args.count > 3 ? Int(args[3])! : 200
-    let file = try ZoneFileLoader.loadZone(
-        text: "$TTL 30\n@ SOA ns1 hostmaster 1 3600 900 604800 30\n@ NS ns1\nns1 A 127.0.0.1\n", origin: try DNSName("lab.example."), defaultTTL: 30)
+    let inFile = args[1] == "registrations-file"
+    func address(_ i: Int) -> String { "10.\((i >> 16) & 255).\((i >> 8) & 255).\(i & 255)" }
+    var text = "$TTL 30\n@ SOA ns1 hostmaster 1 3600 900 604800 30\n@ NS ns1\nns1 A 127.0.0.1\n"
+    if inFile {
+        // What bench/srvdbench/scale.py writes: an A record each, and one record each in
+        // the two SRV RRsets.
+        for i in 0..<members { text += "member\(i) A \(address(i))\n" }
+        for i in 0..<members { text += "_etcd-server._tcp SRV 0 0 2380 member\(i)\n" }
+        for i in 0..<members { text += "_etcd-client._tcp SRV 0 0 2379 member\(i)\n" }
+    }
+    var t = DispatchTime.now().uptimeNanoseconds
+    let file = try ZoneFileLoader.loadZone(text: text, origin: try DNSName("lab.example."), defaultTTL: 30)
     var state = RegistryState(overlays: [:])
     _ = state.filesLoaded([file])
-    func address(_ i: Int) -> String { "10.\((i >> 16) & 255).\((i >> 8) & 255).\(i & 255)" }
-    var t = DispatchTime.now().uptimeNanoseconds
-    for i in 0..<members {
+    if inFile { print("loaded \(members) members from the file: \((DispatchTime.now().uptimeNanoseconds - t) / 1_000_000) ms") }
+    t = DispatchTime.now().uptimeNanoseconds
+    for i in 0..<(inFile ? 0 : members) {
         let (_, _, plan) = try state.putMember(zone: "lab.example", name: "m\(i)", spec: MemberSpec(addresses: [address(i)]))
         state.apply(plan!)
         if i + 1 == 1000 || i + 1 == members {

@@ -131,6 +131,23 @@ import Testing
         #expect(try z.member(zone: "lab.example", name: "m1").0.ipv4.map(\.description) == ["127.0.0.31"])
     }
 
+    /// Regression: two members on one host (a target each, the same client port) made
+    /// the patched zone serve their `_etcd-client` record twice, where RFC 2181 §5 and a
+    /// full rebuild keep it once; deleting either keeps it served for the other.
+    @Test func membersOnOneHostShareTheirSRVRecordOnce() throws {
+        var s = RegistryState(overlays: [:])
+        _ = s.filesLoaded([Zone.from(text: labText + "\nnode1 A 127.0.0.21\n", origin: "lab.example.")])
+        try s.apply(s.putMember(zone: "lab.example", name: "n1", spec: MemberSpec(target: "node1")).plan!)
+        try s.apply(s.putMember(zone: "lab.example", name: "n2", spec: MemberSpec(peerPort: 2390, target: "node1")).plan!)
+        #expect(srvTargets(s) == ["infra0.lab.example.", "node1.lab.example.", "node1.lab.example."])
+        #expect(srvTargets(s, "_etcd-client._tcp.lab.example.") == ["infra0.lab.example.", "node1.lab.example."])
+        let count = s.served[lab]!.recordCount
+        #expect(count == (try s.overlays[lab]!.apply(to: s.files[lab]!)).recordCount)
+        s.apply(try s.deleteMember(zone: "lab.example", name: "n1"))
+        #expect(srvTargets(s, "_etcd-client._tcp.lab.example.") == ["infra0.lab.example.", "node1.lab.example."])
+        #expect(srvTargets(s) == ["infra0.lab.example.", "node1.lab.example."])
+    }
+
     @Test func targetsMustResolveAndStayResolvable() throws {
         var s = RegistryState(overlays: [:])
         _ = s.filesLoaded([Zone.from(text: labText + "\nnode1 A 127.0.0.21\n", origin: "lab.example.")])

@@ -1,0 +1,88 @@
+import DNSWire
+import DNSZone
+import TestSupport
+import Testing
+
+@testable import Registration
+
+/// The chunked member index at the SRV owners a cluster shares: with more members than a
+/// chunk holds, served through chunks split, emptied and shared between versions, the
+/// RRsets served at each owner stay exactly what a full rebuild makes (order and TTL too),
+/// and only the changed chunks differ from the version before.
+@Suite struct ContributorListTests {
+    @Test func insertAndRemoveKeepWireOrder() {
+        var rng = SplitMix64(seed: 7)
+        var list = ContributorList()
+        var reference: [[UInt8]: DNSName] = [:]
+        for step in 0..<3_000 {
+            let name = try! DNSName("m\(Int.random(in: 0..<1_000, using: &rng)).lab.example.")
+            let key = name.lowercasedWire
+            if reference[key] != nil, step % 3 == 0 {
+                list.remove(key)
+                reference[key] = nil
+            } else if reference[key] == nil {
+                list.insert((key, name, []))
+                reference[key] = name
+            }
+        }
+        let keys = list.entries.map(\.key)
+        #expect(keys == reference.keys.sorted { $0.lexicographicallyPrecedes($1) })
+        #expect(list.chunks.allSatisfy { !$0.entries.isEmpty && $0.entries.count <= ContributorList.maxChunk })
+    }
+
+    @Test func manyMembersAreServedAsARebuildServesThem() throws {
+        var rng = SplitMix64(seed: 11)
+        // infra0 in the file: members that target it publish SRV records the file has
+        // already (port 2380 at _etcd-server), which must appear once.
+        let file = fileZone("host1 A 127.0.0.21\n")
+        var overlay = ZoneOverlay(serial: 100)
+        var served = try overlay.apply(to: file)
+        var present: [String] = []
+        let owners = [n("_etcd-server._tcp.lab.example."), n("_etcd-client._tcp.lab.example."), n("_etcd-server-ssl._tcp.lab.example.")]
+        for step in 0..<1_600 {
+            var next = overlay
+            var changed: [DNSName] = []
+            if !present.isEmpty, Int.random(in: 0..<4, using: &rng) == 0 {
+                let name = present.remove(at: Int.random(in: 0..<present.count, using: &rng))
+                let m = next.members[n(name + ".lab.example.")]!
+                next.removeMember(m.name)
+                changed = [m.name, m.serverOwner, m.clientOwner]
+            } else {
+                let name = "m\(Int.random(in: 0..<5_000, using: &rng))"
+                let spec: MemberSpec
+                switch step % 7 {
+                case 0: spec = MemberSpec(peerPort: 2380, clientPort: 2379, target: "infra0")
+                // Members on one host: the same SRV records when their ports are the same.
+                case 1: spec = MemberSpec(peerPort: 2390 + step % 3, clientPort: 3390, target: "host1")
+                case 2: spec = MemberSpec(addresses: ["127.1.\(step / 256).\(step % 256)"], tls: true, ttl: 30)
+                default: spec = MemberSpec(addresses: ["127.0.\(step / 256).\(step % 256)"])
+                }
+                let m = try Member(zone: lab, name: name, spec: spec, defaultTTL: 300)
+                let previous = next.members[m.name]
+                if previous == nil { present.append(name) }
+                next.setMember(m)
+                changed = [m.name, m.serverOwner, m.clientOwner] + (previous.map { [$0.serverOwner, $0.clientOwner] } ?? [])
+            }
+            next.serial = Serial.next(served.serial)
+            var replacements: [DNSName: [RRSet]] = [:]
+            for o in changed { replacements[o] = next.served(at: o, file: file) }
+            let patched = try served.patched(replacements, serial: next.serial!)
+            if step % 200 == 199 {
+                let rebuilt = try next.apply(to: file)
+                for owner in owners {
+                    let r = rebuilt.nodes[owner]?.rrsets ?? []
+                    let p = patched.nodes[owner]?.rrsets ?? []
+                    #expect(r.map { $0.type } == p.map { $0.type }, "step \(step) \(owner)")
+                    for (a, b) in zip(r, p) {
+                        #expect(a.ttl == b.ttl, "step \(step) \(owner)")
+                        #expect(Array(a.rdatas) == Array(b.rdatas), "step \(step) \(owner)")
+                    }
+                }
+                #expect(rebuilt.recordCount == patched.recordCount, "step \(step)")
+            }
+            overlay = next
+            served = patched
+        }
+        #expect(overlay.members.count > 3 * ContributorList.maxChunk, "enough members for chunks to split")
+    }
+}
