@@ -147,7 +147,7 @@ let package = Package(
         .executableTarget(name: "fuzz-message", dependencies: ["DNSWire", "FuzzDriver"]),
         .executableTarget(name: "fuzz-responder", dependencies: ["DNSWire", "DNSZone", "DNSResponder", "FuzzDriver"]),
         // Profiling aid: the responder in a loop on the benchmark's query mix.
-        .executableTarget(name: "srvd-microbench", dependencies: ["DNSResponder", "Registration", "ZoneSource", "DNSWire", "DNSZone"]),
+        .executableTarget(name: "srvd-microbench", dependencies: ["DNSResponder", "DNSTransfer", "Registration", "ZoneSource", "DNSWire", "DNSZone"]),
         // Build-time helper: compiles files (the OpenAPI document) into Swift sources.
         .executableTarget(name: "embed-files"),
         .plugin(name: "EmbedFiles", capability: .buildTool(), dependencies: ["embed-files"]),

@@ -158,9 +158,10 @@ public struct ZoneOverlay: Sendable, Equatable {
         var sets: [RRSet] = []
         // As ZoneBuilder merges: a duplicate record is dropped, TTL and all; a new record
         // lowers the RRset's TTL to its own if that is lower. File and API records never
-        // meet in one RRset (an API RRset replaces the file's), and each member's records
-        // carry its own name, so only a member record can repeat one, and only a file or
-        // API record. That check is a scan, or a set when both sides are large.
+        // meet in one RRset (an API RRset replaces the file's). A member record can repeat a
+        // file or API record, and the SRV record of a member with a `target` can repeat
+        // another such member's (two members on one host); every other member record
+        // carries the member's own name and repeats nothing.
         func append(_ type: RRType, _ ttl: UInt32, _ rdatas: RDataList) {
             if let i = sets.firstIndex(where: { $0.type == type }) {
                 sets[i].ttl = min(sets[i].ttl, ttl)

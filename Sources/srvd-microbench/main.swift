@@ -7,6 +7,7 @@
 // or the same with the N members in the zone file, as `bench/run --scale` loads them:
 //   srvd-microbench registrations-file N [CHANGES]
 import DNSResponder
+import DNSTransfer
 import Registration
 import ZoneSource
 import DNSWire
@@ -50,6 +51,40 @@ if args.count > 1, args[1] == "registrations" || args[1] == "registrations-file"
     }
     let per = Double(DispatchTime.now().uptimeNanoseconds - t) / Double(changes) / 1000
     print("\(changes) registrations at \(members) members: \(Int(per)) µs each (plan + apply, no store)")
+    // What follows a change once it is durable, as Registry.publish does it: a new
+    // snapshot swapped in, the answer cache emptied by the first query after the swap
+    // (a filled cache of 16,384 entries, the default), and the NOTIFY message built.
+    let store = ZoneStore(ZoneSet(Array(state.served.values)))
+    let cache = AnswerCache()
+    let responder = Responder()
+    var fill = [[UInt8]]()
+    for i in 0..<16_384 {
+        var m = Message(header: Header(id: UInt16(i & 0xFFFF)), questions: [Question(name: try DNSName("q\(i).lab.example."), type: .a)])
+        m.edns = EDNS(udpPayloadSize: 1232)
+        fill.append(m.encode())
+    }
+    var swapNs: UInt64 = 0
+    var firstQueryNs: UInt64 = 0
+    var notifyNs: UInt64 = 0
+    let swaps = min(changes, 50)
+    for j in 0..<swaps {
+        for q in fill { q.withUnsafeBytes { _ = cache.respond(to: $0, over: .udp, zones: store.snapshot, responder: responder) { _, _ in } } }
+        let (_, _, plan) = try state.putMember(zone: "lab.example", name: "y\(j)", spec: MemberSpec(addresses: [address(members + changes + j)]))
+        state.apply(plan!)
+        var t0 = DispatchTime.now().uptimeNanoseconds
+        store.swap(ZoneSet(Array(state.served.values)))
+        var t1 = DispatchTime.now().uptimeNanoseconds
+        swapNs += t1 - t0
+        t0 = t1
+        fill[0].withUnsafeBytes { _ = cache.respond(to: $0, over: .udp, zones: store.snapshot, responder: responder) { _, _ in } }
+        t1 = DispatchTime.now().uptimeNanoseconds
+        firstQueryNs += t1 - t0
+        t0 = t1
+        _ = Notify.message(for: state.served.values.first!, id: UInt16(j & 0xFFFF))
+        notifyNs += DispatchTime.now().uptimeNanoseconds - t0
+    }
+    func us(_ ns: UInt64) -> String { String(format: "%.1f", Double(ns) / Double(swaps) / 1000) }
+    print("after each change: swap \(us(swapNs)) µs, first query (cache emptied) \(us(firstQueryNs)) µs, NOTIFY message \(us(notifyNs)) µs")
     exit(0)
 }
 let zonesDir = args.count > 1 ? args[1] : "zones"
