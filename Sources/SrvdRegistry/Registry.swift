@@ -1,6 +1,7 @@
 import DNSTransfer
 import Foundation
 import DNSWire
+import HeapModule
 import DNSZone
 import EtcdDiscovery
 import Logging
@@ -58,6 +59,32 @@ public actor Registry {
     /// load (`filesLoaded`), so srvd being down never expires a member and nothing is kept
     /// for ever.
     private var deadlines: [MemberKey: ContinuousClock.Instant] = [:]
+    /// The same deadlines by time, so that a tick looks at the leases that ran out, not at
+    /// every leased member (100,000 of them, four times a second). Renewing pushes a new
+    /// entry and leaves the old one, which no longer matches `deadlines` and is dropped
+    /// when it comes up.
+    private var dueOrder = Heap<LeaseDeadline>()
+
+    /// Entries in the deadline heap, live and stale (for tests).
+    var leaseQueueCount: Int { dueOrder.count }
+
+    struct LeaseDeadline: Comparable {
+        var deadline: ContinuousClock.Instant
+        var key: MemberKey
+        static func < (a: LeaseDeadline, b: LeaseDeadline) -> Bool { a.deadline < b.deadline }
+        static func == (a: LeaseDeadline, b: LeaseDeadline) -> Bool { a.deadline == b.deadline && a.key == b.key }
+    }
+
+    private func setDeadline(_ key: MemberKey, _ deadline: ContinuousClock.Instant?) {
+        deadlines[key] = deadline
+        if let deadline { dueOrder.insert(LeaseDeadline(deadline: deadline, key: key)) }
+        // A member renewed many times a second would leave as many stale entries: made
+        // anew from `deadlines` once they outnumber the live ones, so the heap stays
+        // within twice the leased members (amortised, each renewal pays for one entry).
+        if dueOrder.count > 2 * deadlines.count + 1024 {
+            dueOrder = Heap(deadlines.map { LeaseDeadline(deadline: $0.value, key: $0.key) })
+        }
+    }
     private var expiryTask: Task<Void, Never>?
     /// How often expiry looks for leases that ran out: well inside the "lease + 2 s" promise.
     static let expiryTick: Duration = .milliseconds(250)
@@ -266,7 +293,7 @@ public actor Registry {
             for m in overlay.members.values {
                 guard let lease = m.lease else { continue }
                 let key = MemberKey(zone: zone, name: m.name)
-                if deadlines[key] == nil { deadlines[key] = now + .seconds(Int(lease)) }
+                if deadlines[key] == nil { setDeadline(key, now + .seconds(Int(lease))) }
             }
         }
         guard expiryTask == nil else { return }
@@ -295,9 +322,9 @@ public actor Registry {
     private func renewLease(_ m: Member) {
         let key = MemberKey(zone: m.zone, name: m.name)
         if let lease = m.lease {
-            deadlines[key] = ContinuousClock.now + .seconds(Int(lease))
+            setDeadline(key, ContinuousClock.now + .seconds(Int(lease)))
         } else {
-            deadlines[key] = nil
+            setDeadline(key, nil)
         }
     }
 
@@ -321,7 +348,13 @@ public actor Registry {
     /// commit path. A commit that fails (a full disk) is tried again on the next tick.
     func expireDue() {
         let now = ContinuousClock.now
-        for (key, deadline) in deadlines where deadline <= now {
+        var retry: [LeaseDeadline] = []
+        defer { for r in retry { dueOrder.insert(r) } }
+        while let due = dueOrder.min, due.deadline <= now {
+            dueOrder.removeMin()
+            // Renewed or ended since: a later entry stands for it, or none.
+            guard deadlines[due.key] == due.deadline else { continue }
+            let key = due.key
             guard let member = state.overlays[key.zone]?.members[key.name] else {
                 deadlines[key] = nil
                 continue
@@ -335,6 +368,7 @@ public actor Registry {
                     "member's lease ran out; deregistered",
                     metadata: ["zone": "\(key.zone)", "member": "\(member.name)", "lease": "\(member.lease ?? 0)", "serial": "\(serial)"])
             } catch {
+                retry.append(due)
                 logger.error("cannot deregister a member whose lease ran out; trying again", metadata: ["member": "\(member.name)", "error": "\(error)"])
             }
         }

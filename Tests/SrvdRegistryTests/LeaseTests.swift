@@ -4,7 +4,7 @@ import DNSZone
 import Foundation
 import Logging
 import Registration
-import SrvdRegistry
+@testable import SrvdRegistry
 import SrvdStore
 import TestSupport
 import Testing
@@ -58,6 +58,27 @@ import Testing
         // An identical PUT renews too, without a change.
         _ = try await r.putMember(zone: "lab.example", name: "m1", spec: MemberSpec(addresses: ["127.0.0.51"], lease: 1))
         #expect(try await r.zone("lab.example").serial == serial)
+    }
+
+    /// Expiry takes the leases that ran out from a heap by deadline, not by looking at
+    /// every leased member each tick; a member renewed thousands of times leaves no pile of
+    /// stale entries, and the leases still run out on time.
+    @Test func manyRenewalsKeepTheDeadlineHeapSmallAndLeasesExact() async throws {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let zones = ZoneStore()
+        let r = try await registry(zones)
+        _ = try await r.putMember(zone: "lab.example", name: "m1", spec: MemberSpec(addresses: ["127.0.0.51"], lease: 3))
+        _ = try await r.putMember(zone: "lab.example", name: "m2", spec: MemberSpec(addresses: ["127.0.0.52"], lease: 1))
+        _ = try await r.putMember(zone: "lab.example", name: "m3", spec: MemberSpec(addresses: ["127.0.0.53"], lease: 1))
+        _ = try await r.deleteMember(zone: "lab.example", name: "m3")
+        for _ in 0..<5_000 { _ = try await r.renew(zone: "lab.example", name: "m1") }
+        #expect(await r.leaseQueueCount <= 2 * 2 + 1024 + 1)
+        try await Task.sleep(for: .milliseconds(1500))
+        #expect(!resolves(zones, "m2.lab.example."))
+        #expect(resolves(zones, "m1.lab.example."))
+        try await Task.sleep(for: .milliseconds(2000))
+        #expect(!resolves(zones, "m1.lab.example."))
+        #expect(try await r.members(zone: "lab.example").isEmpty)
     }
 
     @Test func aMemberWithoutALeaseHasNoneToRenew() async throws {
