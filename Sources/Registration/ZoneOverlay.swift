@@ -203,7 +203,7 @@ public struct ZoneOverlay: Sendable, Equatable {
         // The SRV records of members with a target, which two such members may share.
         var targeted = Set<RData>()
         for chunk in contributors[owner]?.chunks ?? [] {
-            if !parked.isEmpty || !fromAPI.isEmpty || chunk.hasTargeted {
+            if !parked.isEmpty || chunk.hasTargeted || (!fromAPI.isEmpty && chunk.byType.contains { fromAPI[$0.type] != nil }) {
                 // Parked members left out, API records checked, shared targets once:
                 // member by member.
                 var kept: [(type: RRType, ttl: UInt32, rdatas: [RData])] = []

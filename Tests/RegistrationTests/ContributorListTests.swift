@@ -42,7 +42,26 @@ import Testing
         for step in 0..<1_600 {
             var next = overlay
             var changed: [DNSName] = []
-            if !present.isEmpty, Int.random(in: 0..<4, using: &rng) == 0 {
+            if step == 500 || step == 900 || step == 1_300 {
+                // API RRsets at the shared owners: another type beside the members' SRV
+                // records, then an SRV RRset that replaces the file's and repeats a
+                // member record, then that SRV RRset forgotten again.
+                let server = owners[0], client = owners[1]
+                if step == 500 {
+                    next.setRRSet(RRSetKey(owner: server, type: .txt), RRSet(name: server, type: .txt, ttl: 60, rdatas: [.txt([Array("api".utf8)])]))
+                    changed = [server]
+                } else if step == 900 {
+                    let rdatas: [RData] = [
+                        .srv(SRVData(priority: 0, weight: 0, port: 2379, target: n("infra0.lab.example."))),
+                        .srv(SRVData(priority: 0, weight: 0, port: 3390, target: n("host1.lab.example."))),
+                    ]
+                    next.setRRSet(RRSetKey(owner: client, type: .srv), RRSet(name: client, type: .srv, ttl: 45, rdatas: rdatas))
+                    changed = [client]
+                } else {
+                    next.setRRSet(RRSetKey(owner: client, type: .srv), nil)
+                    changed = [client]
+                }
+            } else if !present.isEmpty, Int.random(in: 0..<4, using: &rng) == 0 {
                 let name = present.remove(at: Int.random(in: 0..<present.count, using: &rng))
                 let m = next.members[n(name + ".lab.example.")]!
                 next.removeMember(m.name)
@@ -67,7 +86,7 @@ import Testing
             var replacements: [DNSName: [RRSet]] = [:]
             for o in changed { replacements[o] = next.served(at: o, file: file) }
             let patched = try served.patched(replacements, serial: next.serial!)
-            if step % 200 == 199 {
+            if step % 200 == 199 || step == 901 || step == 1_301 {
                 let rebuilt = try next.apply(to: file)
                 for owner in owners {
                     let r = rebuilt.nodes[owner]?.rrsets ?? []
