@@ -3,8 +3,10 @@ import DNSZone
 import Synchronization
 
 /// One member's records at one owner, with the member's name in lower-cased wire form,
-/// which orders the members at an owner.
-typealias Contribution = (key: [UInt8], name: DNSName, records: [ResourceRecord])
+/// which orders the members at an owner. `targeted`: the member has a `target` (its SRV
+/// records point at a host of the zone's, which another such member may point at too, and
+/// which may be the member's own name).
+typealias Contribution = (key: [UInt8], name: DNSName, records: [ResourceRecord], targeted: Bool)
 
 /// The members publishing at one owner, in wire order, in chunks that versions of the
 /// overlay share. Every member of a cluster publishes at the cluster's two SRV owners, so
@@ -23,10 +25,11 @@ struct ContributorList: Sendable {
         /// The chunk's records of each type, in member order, and the lowest TTL among them.
         let byType: [(type: RRType, ttl: UInt32, rdatas: [RData])]
 
-        /// Whether a member here has a `target`: its SRV records point at a host of the
-        /// file's, where another member's may point too, so its records are checked one by
-        /// one against the other such members' (every other member's SRV records point at
-        /// its own name, and cannot repeat anyone's).
+        /// Whether a member here has a `target`: its SRV records point at a host where
+        /// another such member's may point too, so its records are checked one by one
+        /// against the other such members'. Every other member's SRV records point at its
+        /// own name, which no targeted member can point at (`OverlayRules`), and repeat
+        /// nobody's.
         let hasTargeted: Bool
 
         init(_ entries: [Contribution]) {
@@ -34,8 +37,8 @@ struct ContributorList: Sendable {
             var byType: [(type: RRType, ttl: UInt32, rdatas: [RData])] = []
             var targeted = false
             for c in entries {
+                if c.targeted { targeted = true }
                 for rr in c.records {
-                    if Self.isTargeted(rr, of: c.name) { targeted = true }
                     if let i = byType.firstIndex(where: { $0.type == rr.type }) {
                         byType[i].ttl = min(byType[i].ttl, rr.ttl)
                         byType[i].rdatas.append(rr.rdata)
@@ -46,11 +49,6 @@ struct ContributorList: Sendable {
             }
             self.byType = byType
             hasTargeted = targeted
-        }
-
-        static func isTargeted(_ rr: ResourceRecord, of member: DNSName) -> Bool {
-            if case .srv(let v) = rr.rdata { return v.target != member }
-            return false
         }
 
         var lastKey: [UInt8] { entries[entries.count - 1].key }

@@ -33,6 +33,9 @@ public enum OverlayRules {
         if let target = m.target, let problem = targetProblem(target, in: zone, overlay: overlay) {
             return ZoneError(.memberHidden, problem, owners: [m.serverOwner])
         }
+        if let problem = targetedNameProblem(m, in: zone, overlay: overlay) {
+            return ZoneError(.memberName, problem, owners: [m.name])
+        }
         // A member with a target publishes nothing at its own name.
         let fileData = m.target != nil ? [] : (file.nodes[m.name]?.rrsets ?? []).filter {
             $0.type != .soa && overlay.activeRRSet(RRSetKey(owner: m.name, type: $0.type)) == nil
@@ -55,6 +58,20 @@ public enum OverlayRules {
             }
         }
         return nil
+    }
+
+    /// Why `m` cannot take its name: other members point their SRV records at it. The
+    /// mirror of `targetProblem`: a target must not be a member's name, and a member's name
+    /// must not be a target, or the member's SRV records and theirs could be the same
+    /// record twice. A target needs addresses that are not a member's, and a member's name
+    /// holds no file data, so only a name with addresses from the records API can be one:
+    /// only then are the members looked through.
+    static func targetedNameProblem(_ m: Member, in zone: Zone, overlay: ZoneOverlay) -> String? {
+        func fromAPI(_ type: RRType) -> Bool { !(overlay.activeRRSet(RRSetKey(owner: m.name, type: type))?.rdatas.isEmpty ?? true) }
+        guard m.target == nil, fromAPI(.a) || fromAPI(.aaaa) else { return nil }
+        let pointing = overlay.activeMembers.filter { $0.name != m.name && $0.target == m.name }.map(\.name)
+        guard !pointing.isEmpty else { return nil }
+        return "\(m.name) is the SRV target of the member(s) \(describe(Array(pointing.prefix(3)), total: pointing.count)); a member cannot take a name other members point at"
     }
 
     /// Why `target` cannot be a member's SRV target in `zone`: it must have addresses from
@@ -174,7 +191,7 @@ extension ZoneOverlay {
         var any = false
         for e in errors.errors {
             for owner in e.owners {
-                for (_, name, _) in contributors(at: owner) where !isParked(.member(name)) {
+                for (_, name, _, _) in contributors(at: owner) where !isParked(.member(name)) {
                     park(.member(name), because: e)
                     any = true
                 }

@@ -81,7 +81,7 @@ public struct ZoneOverlay: Sendable, Equatable {
         for owner in Set([m.name, m.serverOwner, m.clientOwner]) {
             var records: [ResourceRecord] = []
             m.records(at: owner, into: &records)
-            contributors[owner, default: ContributorList()].insert((key, m.name, records))
+            contributors[owner, default: ContributorList()].insert((key, m.name, records, m.target != nil))
         }
     }
 
@@ -211,7 +211,7 @@ public struct ZoneOverlay: Sendable, Equatable {
                     for rr in c.records {
                         if let api = fromAPI[rr.type], api.contains(rr.rdata) { continue }
                         if fromFile.contains(rr.type), file.rdataSet(at: owner, type: rr.type).contains(rr.rdata) { continue }
-                        if ContributorList.Chunk.isTargeted(rr, of: c.name), !targeted.insert(rr.rdata).inserted { continue }
+                        if c.targeted, rr.type == .srv, !targeted.insert(rr.rdata).inserted { continue }
                         if let i = kept.firstIndex(where: { $0.type == rr.type }) {
                             kept[i].ttl = min(kept[i].ttl, rr.ttl)
                             kept[i].rdatas.append(rr.rdata)

@@ -21,7 +21,7 @@ import Testing
                 list.remove(key)
                 reference[key] = nil
             } else if reference[key] == nil {
-                list.insert((key, name, []))
+                list.insert((key, name, [], false))
                 reference[key] = name
             }
         }
@@ -67,13 +67,15 @@ import Testing
                 next.removeMember(m.name)
                 changed = [m.name, m.serverOwner, m.clientOwner]
             } else {
-                let name = "m\(Int.random(in: 0..<5_000, using: &rng))"
+                // host1 itself, too: a member whose target is its own name.
+                let name = step % 7 == 3 ? "host1" : "m\(Int.random(in: 0..<5_000, using: &rng))"
                 let spec: MemberSpec
                 switch step % 7 {
                 case 0: spec = MemberSpec(peerPort: 2380, clientPort: 2379, target: "infra0")
                 // Members on one host: the same SRV records when their ports are the same.
                 case 1: spec = MemberSpec(peerPort: 2390 + step % 3, clientPort: 3390, target: "host1")
                 case 2: spec = MemberSpec(addresses: ["127.1.\(step / 256).\(step % 256)"], tls: true, ttl: 30)
+                case 3: spec = MemberSpec(peerPort: 2390 + step % 3, clientPort: 3390, target: "host1")
                 default: spec = MemberSpec(addresses: ["127.0.\(step / 256).\(step % 256)"])
                 }
                 let m = try Member(zone: lab, name: name, spec: spec, defaultTTL: 300)
@@ -103,5 +105,44 @@ import Testing
             served = patched
         }
         #expect(overlay.members.count > 3 * ContributorList.maxChunk, "enough members for chunks to split")
+    }
+}
+
+/// Regressions found in review: which members' SRV records can repeat another's.
+@Suite struct SharedSRVRecordTests {
+    static let file = Zone.from(text: labText + "\nnode1 A 127.0.0.21\n", origin: "lab.example.")
+    let client = n("_etcd-client._tcp.lab.example.")
+
+    func state() -> RegistryState {
+        var s = RegistryState(overlays: [:])
+        _ = s.filesLoaded([Self.file])
+        return s
+    }
+
+    /// A member whose target is its own name (discovery makes these when the file already
+    /// has the member's addresses) was taken for one without a target, so a second member
+    /// on that host served the same `_etcd-client` record again.
+    @Test func aMemberTargetingItsOwnNameSharesItsRecordOnce() throws {
+        var s = state()
+        try s.apply(s.putMember(zone: "lab.example", name: "node1", spec: MemberSpec(peerPort: 2390, clientPort: 3390, target: "node1")).plan!)
+        try s.apply(s.putMember(zone: "lab.example", name: "n2", spec: MemberSpec(peerPort: 2391, clientPort: 3390, target: "node1")).plan!)
+        let rebuilt = try s.overlays[lab]!.apply(to: s.files[lab]!)
+        #expect(Array(s.served[lab]!.nodes[client]!.rrset(.srv)!.rdatas) == Array(rebuilt.nodes[client]!.rrset(.srv)!.rdatas))
+        #expect(s.served[lab]!.recordCount == rebuilt.recordCount)
+        #expect(s.served[lab]!.nodes[client]!.rrset(.srv)!.rdatas.count == 2)
+    }
+
+    /// A name other members point at (its addresses from the records API) cannot become a
+    /// member with addresses of its own: its SRV records would be theirs.
+    @Test func aTargetCannotBecomeAMember() throws {
+        var s = state()
+        try s.apply(s.putRRSet(zone: "lab.example", owner: "node2", type: "AAAA", ttl: nil, rdata: ["fd00::22"]).plan!)
+        try s.apply(s.putMember(zone: "lab.example", name: "y", spec: MemberSpec(target: "node2")).plan!)
+        #expect {
+            try s.putMember(zone: "lab.example", name: "node2", spec: MemberSpec(addresses: ["127.0.0.22"]))
+        } throws: { ($0 as? RegistryError)?.kind == .conflict && ($0 as? RegistryError)?.rule == .memberName }
+        // Once nothing points there, it can.
+        s.apply(try s.deleteMember(zone: "lab.example", name: "y"))
+        _ = try s.putMember(zone: "lab.example", name: "node2", spec: MemberSpec(addresses: ["127.0.0.22"]))
     }
 }
