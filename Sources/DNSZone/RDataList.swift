@@ -295,14 +295,6 @@ extension RDataList: RandomAccessCollection, RangeReplaceableCollection, Mutable
         a.replaceSubrange(range, with: records)
         storage = a.count > Self.chunkSize ? .chunked(Self.table(a)) : .flat(a)
     }
-
-    public mutating func reserveCapacity(_ n: Int) {
-        if case .flat(var a) = storage, n <= Self.chunkSize {
-            storage = .flat([])
-            a.reserveCapacity(n)
-            storage = .flat(a)
-        }
-    }
 }
 
 extension RDataList: ExpressibleByArrayLiteral {

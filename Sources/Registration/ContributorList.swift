@@ -20,10 +20,24 @@ struct ContributorList: Sendable {
     /// A chunk is split past this many members.
     static let maxChunk = 128
 
+    /// Records of one type, in order, and the lowest TTL among them: how ZoneBuilder
+    /// merges records into an RRset (RFC 2181 §5.2).
+    typealias Part = (type: RRType, ttl: UInt32, rdatas: [RData])
+
+    /// Adds `rr` to the part of its type, or starts one.
+    static func merge(_ rr: ResourceRecord, into parts: inout [Part]) {
+        if let i = parts.firstIndex(where: { $0.type == rr.type }) {
+            parts[i].ttl = min(parts[i].ttl, rr.ttl)
+            parts[i].rdatas.append(rr.rdata)
+        } else {
+            parts.append((rr.type, rr.ttl, [rr.rdata]))
+        }
+    }
+
     final class Chunk: Sendable {
         let entries: [Contribution]
-        /// The chunk's records of each type, in member order, and the lowest TTL among them.
-        let byType: [(type: RRType, ttl: UInt32, rdatas: [RData])]
+        /// The chunk's records of each type, in member order.
+        let byType: [Part]
 
         /// Whether a member here has a `target`: its SRV records point at a host where
         /// another such member's may point too, so its records are checked one by one
@@ -34,18 +48,11 @@ struct ContributorList: Sendable {
 
         init(_ entries: [Contribution]) {
             self.entries = entries
-            var byType: [(type: RRType, ttl: UInt32, rdatas: [RData])] = []
+            var byType: [Part] = []
             var targeted = false
             for c in entries {
                 if c.targeted { targeted = true }
-                for rr in c.records {
-                    if let i = byType.firstIndex(where: { $0.type == rr.type }) {
-                        byType[i].ttl = min(byType[i].ttl, rr.ttl)
-                        byType[i].rdatas.append(rr.rdata)
-                    } else {
-                        byType.append((rr.type, rr.ttl, [rr.rdata]))
-                    }
-                }
+                for rr in c.records { ContributorList.merge(rr, into: &byType) }
             }
             self.byType = byType
             hasTargeted = targeted

@@ -131,14 +131,16 @@ public struct ZoneOverlay: Sendable, Equatable {
 
     /// The members with records at `owner`, served or parked, in wire order.
     func contributors(at owner: DNSName) -> [Contribution] {
-        Array(contributors[owner]?.entries ?? ContributorList().entries)
+        contributors[owner].map { Array($0.entries) } ?? []
     }
 
     /// The served members that publish records into the RRset `key`, in wire order. Found
     /// through the per-owner index, so asking costs the members at that owner, not the zone.
     public func publishers(of key: RRSetKey, limit: Int = .max) -> [DNSName] {
+        guard let list = contributors[key.owner] else { return [] }
         var out: [DNSName] = []
-        for c in contributors[key.owner]?.entries ?? ContributorList().entries where out.count < limit {
+        for c in list.entries {
+            guard out.count < limit else { break }
             guard !isParked(.member(c.name)) else { continue }
             if c.records.contains(where: { $0.type == key.type }) { out.append(c.name) }
         }
@@ -206,18 +208,13 @@ public struct ZoneOverlay: Sendable, Equatable {
             if !parked.isEmpty || chunk.hasTargeted || (!fromAPI.isEmpty && chunk.byType.contains { fromAPI[$0.type] != nil }) {
                 // Parked members left out, API records checked, shared targets once:
                 // member by member.
-                var kept: [(type: RRType, ttl: UInt32, rdatas: [RData])] = []
+                var kept: [ContributorList.Part] = []
                 for c in chunk.entries where !isParked(.member(c.name)) {
                     for rr in c.records {
                         if let api = fromAPI[rr.type], api.contains(rr.rdata) { continue }
                         if fromFile.contains(rr.type), file.rdataSet(at: owner, type: rr.type).contains(rr.rdata) { continue }
                         if c.targeted, rr.type == .srv, !targeted.insert(rr.rdata).inserted { continue }
-                        if let i = kept.firstIndex(where: { $0.type == rr.type }) {
-                            kept[i].ttl = min(kept[i].ttl, rr.ttl)
-                            kept[i].rdatas.append(rr.rdata)
-                        } else {
-                            kept.append((rr.type, rr.ttl, [rr.rdata]))
-                        }
+                        ContributorList.merge(rr, into: &kept)
                     }
                 }
                 for k in kept { gather(k.type, k.ttl, k.rdatas) }

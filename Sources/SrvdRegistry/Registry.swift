@@ -72,7 +72,6 @@ public actor Registry {
         var deadline: ContinuousClock.Instant
         var key: MemberKey
         static func < (a: LeaseDeadline, b: LeaseDeadline) -> Bool { a.deadline < b.deadline }
-        static func == (a: LeaseDeadline, b: LeaseDeadline) -> Bool { a.deadline == b.deadline && a.key == b.key }
     }
 
     private func setDeadline(_ key: MemberKey, _ deadline: ContinuousClock.Instant?) {
